@@ -1,0 +1,159 @@
+"""The search-space interface: sample, contains, initial population, bounds."""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterable
+
+import numpy as np
+
+from ..genome import Genome
+
+__all__ = ["Bounds", "SearchSpace", "check_rng", "choices", "require", "spatial_fit"]
+
+SAMPLE_TRIES = 200
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Hard limits every genome of a space respects."""
+
+    max_nodes: int
+    max_params: int
+
+
+def check_rng(rng: Any) -> np.random.Generator:
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator (numpy.random.default_rng(seed)), "
+                        f"got {type(rng).__name__}")
+    return rng
+
+
+def spatial_fit(values: Iterable[int], size: int) -> list[int]:
+    """The kernel sizes among ``values`` that fit a spatial size."""
+    return [v for v in values if v <= size]
+
+
+class SearchSpace(ABC):
+    """Which genomes are legal, and how to draw them.
+
+    Subclasses implement ``_sample`` (draw one genome; it may exceed the bounds, ``sample``
+    rejects those) and ``_structure_problems`` (why a valid genome has the wrong shape of graph
+    for this space). Constructors take keyword options only and check them.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, *, input_shape: Iterable[int], num_outputs: int,
+                 max_nodes: int | None = None, max_params: int | None = None):
+        self.input_shape = tuple(input_shape)
+        self.num_outputs = num_outputs
+        self.max_nodes = max_nodes
+        self.max_params = max_params
+        shape_ok = len(self.input_shape) in (2, 3) and all(
+            type(s) is int and s > 0 for s in self.input_shape)
+        require(shape_ok, "input_shape", "must be (C, L) or (C, H, W) of positive ints",
+                 self.input_shape)
+        require(type(num_outputs) is int and num_outputs >= 1, "num_outputs",
+                 "must be a positive int", num_outputs)
+        for key in ("max_nodes", "max_params"):
+            value = getattr(self, key)
+            require(value is None or (type(value) is int and value >= 1), key,
+                     "must be a positive int", value)
+
+    # ---------------------------------------------------------------- interface
+    @property
+    def bounds(self) -> Bounds:
+        default = self._default_bounds()
+        return Bounds(self.max_nodes or default.max_nodes, self.max_params or default.max_params)
+
+    def sample(self, rng: np.random.Generator) -> Genome:
+        """One legal genome of this space, drawn with ``rng``."""
+        check_rng(rng)
+        for _ in range(SAMPLE_TRIES):
+            genome = self._sample(rng)
+            if not self.why_not(genome):
+                return genome
+        raise ValueError(f"space {self.name!r} drew no genome within its bounds {self.bounds} "
+                         f"in {SAMPLE_TRIES} tries; raise max_nodes/max_params or shrink the options")
+
+    def initial(self, rng: np.random.Generator, n: int) -> list[Genome]:
+        """``n`` distinct genomes (by canonical hash) for a first population."""
+        check_rng(rng)
+        out: list[Genome] = []
+        seen: set[str] = set()
+        tries = 20 * n + 100
+        for _ in range(tries):
+            if len(out) == n:
+                break
+            genome = self.sample(rng)
+            key = self._identity(genome)
+            if key not in seen:
+                seen.add(key)
+                out.append(genome)
+        if len(out) < n:
+            raise ValueError(f"space {self.name!r} gave only {len(out)} distinct genomes in "
+                             f"{tries} draws; ask for fewer or widen the space")
+        return out
+
+    def contains(self, genome: Genome) -> bool:
+        """Whether ``genome`` is a legal member of this space."""
+        return not self.why_not(genome)
+
+    def why_not(self, genome: Genome) -> list[str]:
+        """Reasons ``genome`` is not in this space; empty if it is."""
+        if genome.input_shape != self.input_shape or genome.num_outputs != self.num_outputs:
+            return [f"genome is for input {genome.input_shape} and {genome.num_outputs} outputs, "
+                    f"the space for {self.input_shape} and {self.num_outputs}"]
+        if problems := genome.problems():
+            return [str(p) for p in problems]
+        reasons = self._structure_problems(genome)
+        bounds = self.bounds
+        if len(genome) > bounds.max_nodes:
+            reasons.append(f"has {len(genome)} nodes, more than max_nodes={bounds.max_nodes}")
+        if not reasons and (params := genome.num_params()) > bounds.max_params:
+            reasons.append(f"has {params} parameters, more than max_params={bounds.max_params}")
+        return reasons
+
+    def options(self) -> dict[str, Any]:
+        """The constructor options, as given (scikit-learn's ``get_params``)."""
+        sig = inspect.signature(type(self).__init__)
+        return {k: getattr(self, k) for k in sig.parameters if k != "self"}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
+        return f"{type(self).__name__}({args})"
+
+    # ---------------------------------------------------------------- hooks
+    @abstractmethod
+    def _sample(self, rng: np.random.Generator) -> Genome: ...
+
+    @abstractmethod
+    def _structure_problems(self, genome: Genome) -> list[str]: ...
+
+    @abstractmethod
+    def _default_bounds(self) -> Bounds: ...
+
+    def _identity(self, genome: Genome) -> str:
+        return genome.canonical_hash()
+
+
+def require(ok: bool, key: str, what: str, value: Any) -> None:
+    if not ok:
+        raise ValueError(f"option {key!r} {what}, got {value!r}")
+
+
+def choices(key: str, values: Any, allowed: Iterable[Any] | None = None) -> tuple:
+    """Check a non-empty list option (positive ints, or members of ``allowed``); return a tuple."""
+    ok = isinstance(values, (list, tuple)) and len(values) > 0
+    if ok and allowed is None:
+        ok = all(type(v) is int and v >= 1 for v in values)
+    elif ok:
+        allowed = list(allowed)
+        ok = all(v in allowed for v in values)
+    what = "must be a non-empty list of positive ints" if allowed is None else \
+        f"must be a non-empty list drawn from {allowed}"
+    require(ok, key, what, values)
+    return tuple(values)

@@ -1,0 +1,80 @@
+"""``chain``: a plain sequence of layers, from the input to the output head."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..genome import Genome
+from ..ops import ACTIVATIONS
+from .base import Bounds, SearchSpace, choices, require
+from .blocks import conv_block, head, new_genome, pick
+
+__all__ = ["ChainSpace"]
+
+CHAIN_OPS = frozenset({"input", "output", "conv", "sepconv", "batchnorm", "act", "maxpool",
+                       "avgpool", "globalpool", "flatten", "dense", "identity"})
+
+
+class ChainSpace(SearchSpace):
+    """Sequences of conv blocks (conv or sepconv, batch norm, activation), sometimes pooled,
+    then a global-pool or flatten head with an optional hidden dense layer.
+
+    Sampling draws channels and kernels from the listed choices; membership only asks for a
+    path of chain ops within the bounds, so widened or deepened children stay in the space.
+    """
+
+    name = "chain"
+
+    def __init__(self, *, input_shape, num_outputs, min_layers: int = 1, max_layers: int = 5,
+                 channels=(8, 16, 32, 64), kernels=(1, 3, 5), ops=("conv", "sepconv"),
+                 activations=("relu",), batchnorm: bool = True, pool_prob: float = 0.3,
+                 hidden=(0, 32, 64), flatten_prob: float = 0.0, max_nodes: int | None = None,
+                 max_params: int | None = None):
+        super().__init__(input_shape=input_shape, num_outputs=num_outputs, max_nodes=max_nodes,
+                         max_params=max_params)
+        require(type(min_layers) is int and 1 <= min_layers, "min_layers", "must be an int >= 1",
+                min_layers)
+        require(type(max_layers) is int and max_layers >= min_layers, "max_layers",
+                "must be an int >= min_layers", max_layers)
+        self.min_layers, self.max_layers = min_layers, max_layers
+        self.channels = choices("channels", channels)
+        self.kernels = choices("kernels", kernels)
+        self.ops = choices("ops", ops, ("conv", "sepconv"))
+        self.activations = choices("activations", activations, ACTIVATIONS)
+        require(isinstance(batchnorm, bool), "batchnorm", "must be true or false", batchnorm)
+        self.batchnorm = batchnorm
+        for key, value in (("pool_prob", pool_prob), ("flatten_prob", flatten_prob)):
+            require(isinstance(value, (int, float)) and 0 <= value <= 1, key,
+                    "must be a probability in [0, 1]", value)
+        self.pool_prob, self.flatten_prob = pool_prob, flatten_prob
+        require(isinstance(hidden, (list, tuple)) and len(hidden) > 0
+                and all(type(h) is int and h >= 0 for h in hidden), "hidden",
+                "must be a non-empty list of ints >= 0 (0: no hidden layer)", hidden)
+        self.hidden = tuple(hidden)
+
+    def _default_bounds(self) -> Bounds:
+        return Bounds(max_nodes=8 + 4 * self.max_layers, max_params=2_000_000)
+
+    def _sample(self, rng: np.random.Generator) -> Genome:
+        genome, x = new_genome(self.input_shape, self.num_outputs)
+        size = min(self.input_shape[1:])
+        for _ in range(int(rng.integers(self.min_layers, self.max_layers + 1))):
+            x = conv_block(genome, [x], rng, op=pick(rng, self.ops), channels=pick(rng, self.channels),
+                           kernels=self.kernels, size=size, batchnorm=self.batchnorm,
+                           activation=pick(rng, self.activations))
+            if size >= 4 and rng.random() < self.pool_prob:
+                x = genome.add(pick(rng, ("maxpool", "avgpool")), [x], kernel=2)
+                size //= 2
+        head(genome, x, flatten=bool(rng.random() < self.flatten_prob),
+             hidden=pick(rng, self.hidden), activation=pick(rng, self.activations))
+        return genome
+
+    def _structure_problems(self, genome: Genome) -> list[str]:
+        out = []
+        for node in genome:
+            op = genome.op(node)
+            if op not in CHAIN_OPS:
+                out.append(f"node {node!r}: op {op!r} is not a chain op")
+            if len(genome.inputs(node)) > 1 or len(genome.successors(node)) > 1:
+                out.append(f"node {node!r}: a chain node has at most one input and one consumer")
+        return out

@@ -1,0 +1,57 @@
+"""The command line: version, the search-space demo, and exit code 2 for bad usage."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+
+from evonas import __version__
+from evonas.cli import main
+from genomes import spaces
+
+
+def test_version():
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+def test_spaces_demo_samples_builds_and_counts_every_space():
+    result = CliRunner().invoke(main, ["spaces", "--format", "json", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [r["space"] for r in rows] == spaces.names()
+    for row in rows:
+        space = spaces.get(row["space"], input_shape=row["input_shape"], num_outputs=10)
+        genome = space.sample(np.random.default_rng(3))
+        assert row["params"] == genome.num_params() > 0
+        assert row["hash"] == genome.canonical_hash()
+        assert row["output"] == [8, 10]
+
+
+def test_spaces_demo_on_a_1d_signal_as_a_table():
+    result = CliRunner().invoke(main, ["spaces", "--space", "chain", "--space", "cell",
+                                       "--input-shape", "2,64", "--outputs", "4"])
+    assert result.exit_code == 0, result.output
+    assert "chain" in result.output and "cell" in result.output and "2x64" in result.output
+
+
+def test_bad_usage_exits_2_with_a_message_and_no_traceback():
+    runner = CliRunner()
+    for args, words in [(["spaces", "--space", "resnet"], "unknown space 'resnet'"),
+                        (["spaces", "--input-shape", "1,x"], "comma-separated"),
+                        (["spaces", "--input-shape", "5"], "C,L"),
+                        (["spaces", "--space", "nb201", "--input-shape", "3,64"], "space 'nb201'"),
+                        (["frobnicate"], "No such command")]:
+        result = runner.invoke(main, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert words in result.output
+        assert "Traceback" not in result.output
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).with_name("evonas")
+    out = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
+    assert __version__ in out.stdout
