@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from genomes import Genome, spaces
-from strategies import genomes, nb201_genomes
+from tests.strategies import genomes, nb201_genomes
 
 
 def _forward_backward(genome: Genome, batch: int = 3) -> torch.Tensor:

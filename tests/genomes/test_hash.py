@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 import genomes
 from genomes import Genome, spaces
 from genomes.ops import OPS
-from strategies import genomes as random_genomes
+from tests.strategies import genomes as random_genomes
 
 
 @given(random_genomes(), st.randoms(use_true_random=False))

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from genomes import FORMAT, Genome, GenomeError
-from strategies import genomes, nb201_genomes
+from tests.strategies import genomes, nb201_genomes
 
 
 @given(genomes())

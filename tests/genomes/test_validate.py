@@ -5,7 +5,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from genomes import Genome, GenomeError
-from strategies import genomes
+from tests.strategies import genomes
 
 
 def _base() -> dict:

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from genomes import Genome, spaces
-from strategies import SMALL_SPACES, input_shapes
+from tests.strategies import SMALL_SPACES, input_shapes
 
 ALL = spaces.names()
 
