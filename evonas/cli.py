@@ -20,12 +20,10 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
     if text is None:
         return None
     try:
-        shape = tuple(int(s) for s in text.split(","))
+        return tuple(int(s) for s in text.split(","))
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not a comma-separated list of ints, e.g. 1,8,8")
-    if len(shape) not in (2, 3) or min(shape) < 1:
-        raise click.BadParameter(f"{text!r}: give C,L for signals or C,H,W for images")
-    return shape
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of ints: C,L for "
+                                 f"signals or C,H,W for images", param_hint="--input-shape")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,11 +33,13 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--seed", default=0, show_default=True, help="Seed of the random generator.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the random generator.")
 @click.option("--space", "chosen", multiple=True, help="Only these spaces (repeatable).")
 @click.option("--input-shape", "input_shape", default=None,
               help="C,L or C,H,W for every space [default: 1,8,8 (digits); nb201: 3,32,32].")
-@click.option("--outputs", default=10, show_default=True, help="Number of network outputs.")
+@click.option("--outputs", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Number of network outputs.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
 def spaces(seed: int, chosen: tuple[str, ...], input_shape: str | None, outputs: int,

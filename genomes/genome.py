@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import networkx as nx
 
 from .errors import GenomeError, Problem
-from .ops import MERGES, OPS, normalize_params
+from .ops import OPS, merge_problem, normalize_params
 
 __all__ = ["FORMAT", "Genome", "Node"]
 
@@ -27,7 +27,8 @@ FORMAT = 1
 Shape = tuple[int, ...]
 _ID = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # Ids become attribute names on the compiled module, so they must not shadow its members.
-_RESERVED = frozenset({"training"})
+_RESERVED = frozenset({"self", "training", "meta", "shape_env"})  # + instance attributes
+_FRESH = re.compile(r"^n(\d+)$")
 
 
 @functools.lru_cache(maxsize=65536)
@@ -45,10 +46,35 @@ def _module_base():
     return GraphModule
 
 
+def input_shape_problem(shape: Any) -> str | None:
+    """Why ``shape`` is no input shape (``(C, L)`` or ``(C, H, W)`` of positive ints), or None."""
+    ok = isinstance(shape, (tuple, list)) and len(shape) in (2, 3) and all(
+        type(s) is int and s > 0 for s in shape)
+    return None if ok else f"input_shape must be (C, L) or (C, H, W) of positive ints, got {shape!r}"
+
+
+def inputs_problem(inputs: Any, known) -> str | None:
+    """Why ``inputs`` cannot feed a node, given the ids in ``known``; None if they can."""
+    if isinstance(inputs, str) or not isinstance(inputs, (list, tuple)):
+        hint = f"; did you mean [{inputs!r}]?" if isinstance(inputs, str) else ""
+        return f"inputs must be a list of node ids, got {inputs!r}{hint}"
+    if not all(isinstance(u, str) for u in inputs):
+        return f"inputs must be a list of node ids, got {inputs!r}"
+    if missing := [u for u in inputs if u not in known]:
+        return f"inputs {missing} are not nodes of this genome"
+    if len(set(inputs)) != len(inputs):
+        return f"lists an input twice: {list(inputs)}"
+    return None
+
+
 def _normalized(op: str, params: dict) -> dict:
-    """``normalize_params(op, params)[0]`` memoised for hashable params; always a fresh dict."""
+    """``normalize_params(op, params)[0]`` memoised for hashable params; always a fresh dict.
+
+    The key holds each value's type, because ``3 == 3.0 == True`` would otherwise share an entry
+    and hand one genome another's (checked or unchecked) values.
+    """
     try:
-        key = (op, tuple(sorted(params.items())))
+        key = (op, tuple(sorted((k, type(v).__name__, v) for k, v in params.items())))
         hash(key)
     except TypeError:
         return normalize_params(op, params)[0]
@@ -57,7 +83,7 @@ def _normalized(op: str, params: dict) -> dict:
 
 @functools.lru_cache(maxsize=4096)
 def _normalized_cached(key: tuple) -> dict:
-    return normalize_params(key[0], dict(key[1]))[0]
+    return normalize_params(key[0], {k: v for k, _, v in key[1]})[0]
 
 
 @dataclass(frozen=True)
@@ -87,17 +113,32 @@ class Genome:
     """
 
     def __init__(self, input_shape: Iterable[int], num_outputs: int):
-        self.input_shape: Shape = tuple(input_shape)
-        self.num_outputs = num_outputs
+        self._input_shape: Shape = tuple(input_shape)
+        self._num_outputs = num_outputs
         self._g = nx.DiGraph()
         self._next = 0
         self._analysis: tuple[list[Problem], dict[str, tuple[Shape, Shape]]] | None = None
 
     # ------------------------------------------------------------------ reading
     @property
+    def input_shape(self) -> Shape:
+        """Shape of one input without the batch: ``(C, L)`` or ``(C, H, W)``."""
+        return self._input_shape
+
+    @property
+    def num_outputs(self) -> int:
+        return self._num_outputs
+
+    @property
     def graph(self) -> nx.DiGraph:
-        """A read-only view of the graph (node attrs ``op``, ``params``, ``merge``; edge ``port``)."""
-        return self._g.copy(as_view=True)
+        """A frozen copy of the graph: node attrs ``op``, ``params``, ``merge``; edge ``port``.
+
+        Edit the genome through its methods; changes to this copy do not reach it.
+        """
+        graph = self._g.copy()
+        for _, d in graph.nodes(data=True):
+            d["params"] = dict(d["params"])
+        return nx.freeze(graph)
 
     @property
     def ndim(self) -> int:
@@ -161,22 +202,16 @@ class Genome:
         Parameters are checked at once; shapes are checked by ``validate()`` once the graph is
         complete.
         """
-        inputs = list(inputs)
         node = self.new_id() if id is None else id
         if node in self._g:
             raise GenomeError("a node with this id already exists", node=node)
         normal, problems = normalize_params(op, params)
-        if (msg := _id_problem(node)) is not None:
-            problems.append(msg)
-        if merge is not None and merge not in MERGES:
-            problems.append(f"merge must be one of {list(MERGES)}, got {merge!r}")
-        missing = [u for u in inputs if u not in self._g]
-        if missing:
-            problems.append(f"inputs {missing} are not nodes of this genome")
-        elif len(set(inputs)) != len(inputs):
-            problems.append(f"lists an input twice: {inputs}")
+        for msg in (_id_problem(node), merge_problem(merge), inputs_problem(inputs, self._g)):
+            if msg is not None:
+                problems.append(msg)
         if problems:
             raise GenomeError([Problem(node, m) for m in problems])
+        self._claim(node)
         self._g.add_node(node, op=op, params=normal, **({"merge": merge} if merge else {}))
         self._g.add_edges_from((u, node, {"port": port}) for port, u in enumerate(inputs))
         self._touch()
@@ -215,8 +250,9 @@ class Genome:
         self._set_op(node, op, params)
 
     def set_merge(self, node: str, merge: str | None) -> None:
-        if merge is not None and merge not in MERGES:
-            raise GenomeError(f"merge must be one of {list(MERGES)}, got {merge!r}", node=node)
+        """Set how the node merges several inputs: ``add``, ``concat``, or None for one input."""
+        if (msg := merge_problem(merge)) is not None:
+            raise GenomeError(msg, node=node)
         d = self._node_data(node)
         if merge is None:
             d.pop("merge", None)
@@ -234,16 +270,32 @@ class Genome:
 
     def relabel(self, mapping: Mapping[str, str]) -> Genome:
         """A copy with node ids renamed by ``mapping`` (ids not in it are kept)."""
-        out = self.copy()
-        out._g = nx.relabel_nodes(self._g, dict(mapping), copy=True)
+        mapping = {old: new for old, new in mapping.items() if old in self._g}
+        for new in mapping.values():
+            if (msg := _id_problem(new)) is not None:
+                raise GenomeError(msg, node=str(new))
+        final = [mapping.get(n, n) for n in self._g]
+        if len(set(final)) != len(final):
+            clash = next(n for n in final if final.count(n) > 1)
+            raise GenomeError("relabelling would give two nodes this id", node=clash)
+        out = self._copy_of(nx.relabel_nodes(self._g, mapping, copy=True))
+        for new in mapping.values():
+            out._claim(new)
         return out
 
     def copy(self) -> Genome:
+        return self._copy_of(self._g.copy())
+
+    def _claim(self, node: str) -> None:
+        """Keep ``new_id`` past an id of the form ``n<k>`` that was chosen by hand."""
+        if (m := _FRESH.match(node)) is not None:
+            self._next = max(self._next, int(m.group(1)) + 1)
+
+    def _copy_of(self, graph: nx.DiGraph) -> Genome:
         out = Genome(self.input_shape, self.num_outputs)
-        out._g = self._g.copy()
-        for _, d in out._g.nodes(data=True):
-            d["params"] = dict(d["params"])
-        out._next = self._next
+        out._g, out._next = graph, self._next
+        for _, d in graph.nodes(data=True):
+            d["params"] = dict(d["params"])  # attribute dicts are copied shallowly
         return out
 
     # ------------------------------------------------------------------ checking
@@ -374,6 +426,8 @@ class Genome:
             for node, _, _, inputs, _ in records for port, u in enumerate(inputs)
         )
         genome._next = next_id
+        for node, *_ in records:
+            genome._claim(node)
         return genome
 
     def _set_op(self, node: str, op: str, params: dict) -> None:

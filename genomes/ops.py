@@ -16,7 +16,8 @@ from torch import nn
 
 from .errors import ShapeError
 
-__all__ = ["OPS", "ACTIVATIONS", "MERGES", "Op", "Param", "normalize_params", "merged_shape"]
+__all__ = ["OPS", "ACTIVATIONS", "MERGES", "Op", "Param", "merge_problem", "merged_shape",
+           "normalize_params"]
 
 Shape = tuple[int, ...]
 REQUIRED = object()
@@ -340,6 +341,13 @@ def normalize_params(op: str, params: dict) -> tuple[dict, list[str]]:
     return out, problems
 
 
+def merge_problem(merge: Any) -> str | None:
+    """Why ``merge`` is no merge rule (None, 'add' or 'concat'), or None."""
+    if merge is None or merge in MERGES:
+        return None
+    return f"merge must be one of {list(MERGES)}, got {merge!r}"
+
+
 def merged_shape(merge: str | None, shapes: list[Shape], inputs: list[str]) -> Shape:
     """Shape after merging a node's inputs; refuses mismatches, naming the inputs."""
     if len(shapes) == 1:
@@ -354,4 +362,4 @@ def merged_shape(merge: str | None, shapes: list[Shape], inputs: list[str]) -> S
         if len({s[1:] for s in shapes}) > 1 or len({len(s) for s in shapes}) > 1:
             raise ShapeError(f"concat needs inputs of equal spatial size: {listed}")
         return (sum(s[0] for s in shapes), *shapes[0][1:])
-    raise ShapeError(f"has {len(shapes)} inputs but no merge; set merge to 'add' or 'concat'")
+    raise ShapeError(f"cannot merge {len(shapes)} inputs with merge={merge!r}")

@@ -15,12 +15,12 @@ _TOP_KEYS = {"format", "input_shape", "num_outputs", "next_id", "nodes"}
 
 def genome_from_dict(cls, data: Any, *, validate: bool = True):
     """Build a genome of class ``cls`` from its dict form; raise ``GenomeError`` if malformed."""
-    from .genome import FORMAT
+    from .genome import FORMAT, inputs_problem
 
     if not isinstance(data, dict):
         raise GenomeError(f"a genome is a JSON object, got {type(data).__name__}")
     fmt = data.get("format")
-    if fmt != FORMAT:
+    if type(fmt) is not int or fmt != FORMAT:
         raise GenomeError(f"unsupported genome format {fmt!r}; this evonas reads format {FORMAT}")
     problems = [Problem(None, f"unknown key {k!r}; allowed: {sorted(_TOP_KEYS)}")
                 for k in data if k not in _TOP_KEYS]
@@ -49,11 +49,8 @@ def genome_from_dict(cls, data: Any, *, validate: bool = True):
         records.append((node, item["op"], dict(item.get("params", {})), item.get("inputs", []),
                         item.get("merge")))
     for node, _, _, inputs, _ in records:
-        missing = [u for u in inputs if u not in ids]
-        if missing:
-            problems.append(Problem(node, f"inputs {missing} are not nodes of this genome"))
-        elif len(set(inputs)) != len(inputs):
-            problems.append(Problem(node, f"lists an input twice: {inputs}"))
+        if (msg := inputs_problem(inputs, ids)) is not None:
+            problems.append(Problem(node, msg))
     if problems:
         raise GenomeError(problems)
     genome = cls._assemble(shape, data["num_outputs"], records, next_id)
@@ -72,9 +69,6 @@ def _node_problems(item: Any, ids: set) -> list[str]:
         out.append("a node with this id appears twice")
     if not isinstance(item.get("op"), str):
         out.append("node 'op' must be a string")
-    inputs = item.get("inputs", [])
-    if not isinstance(inputs, list) or not all(isinstance(u, str) for u in inputs):
-        out.append(f"'inputs' must be a list of node ids, got {inputs!r}")
     if not isinstance(item.get("params", {}), dict):
         out.append(f"'params' must be an object, got {item['params']!r}")
     if "merge" in item and not isinstance(item["merge"], str):

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import networkx as nx
 
 from .errors import Problem, ShapeError
-from .ops import MERGES, OPS, merged_shape, normalize_params
+from .ops import OPS, merge_problem, merged_shape, normalize_params
 
 if TYPE_CHECKING:
     from .genome import Genome
@@ -37,8 +37,8 @@ def analyse(genome: Genome) -> tuple[list[Problem], dict[str, tuple[Shape, Shape
             problems.append(Problem(node, msg))
             broken.add(node)
         merge, n_in = d.get("merge"), g.in_degree(node)
-        if merge is not None and merge not in MERGES:
-            problems.append(Problem(node, f"merge must be one of {list(MERGES)}, got {merge!r}"))
+        if (msg := merge_problem(merge)) is not None:
+            problems.append(Problem(node, msg))
             broken.add(node)
         elif n_in >= 2 and merge is None:
             problems.append(Problem(node, f"has {n_in} inputs but no merge; set merge to 'add' or 'concat'"))
@@ -96,9 +96,11 @@ def analyse(genome: Genome) -> tuple[list[Problem], dict[str, tuple[Shape, Shape
 
 
 def _check_header(genome: Genome, problems: list[Problem]) -> bool:
-    shape, ok = genome.input_shape, True
-    if len(shape) not in (2, 3) or any(type(s) is not int or s <= 0 for s in shape):
-        problems.append(Problem(None, f"input_shape must be (C, L) or (C, H, W) of positive ints, got {shape}"))
+    from .genome import input_shape_problem
+
+    ok = True
+    if (msg := input_shape_problem(genome.input_shape)) is not None:
+        problems.append(Problem(None, msg))
         ok = False
     k = genome.num_outputs
     if type(k) is not int or k < 1:

@@ -27,9 +27,9 @@ def names() -> list[str]:
 
 
 def space_class(name: str) -> type[SearchSpace]:
-    """The class registered under ``name``; ``KeyError`` lists the known names."""
+    """The class registered under ``name``; ``ValueError`` lists the known names."""
     if name not in _REGISTRY:
-        raise KeyError(f"unknown search space {name!r}; known: {names()}")
+        raise ValueError(f"unknown search space {name!r}; known: {names()}")
     module, cls = _REGISTRY[name].split(":")
     return getattr(importlib.import_module(module), cls)
 

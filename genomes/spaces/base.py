@@ -9,9 +9,10 @@ from typing import Any, ClassVar, Iterable
 
 import numpy as np
 
-from ..genome import Genome
+from ..genome import Genome, input_shape_problem
 
-__all__ = ["Bounds", "SearchSpace", "check_rng", "choices", "require", "spatial_fit"]
+__all__ = ["Bounds", "SearchSpace", "check_rng", "choices", "count_range", "flag", "odd_kernels",
+           "probability", "require", "spatial_fit"]
 
 SAMPLE_TRIES = 200
 
@@ -74,14 +75,15 @@ class SearchSpace(ABC):
         check_rng(rng)
         for _ in range(SAMPLE_TRIES):
             genome = self._sample(rng)
-            if not self.why_not(genome):
+            if not (reasons := self.why_not(genome)):
                 return genome
-        raise ValueError(f"space {self.name!r} drew no genome within its bounds {self.bounds} "
-                         f"in {SAMPLE_TRIES} tries; raise max_nodes/max_params or shrink the options")
+        raise ValueError(f"space {self.name!r} drew no legal genome in {SAMPLE_TRIES} tries (bounds "
+                         f"{self.bounds}); the last draw {reasons[0]}")
 
     def initial(self, rng: np.random.Generator, n: int) -> list[Genome]:
-        """``n`` distinct genomes (by canonical hash) for a first population."""
+        """``n`` distinct genomes for a first population (distinct up to node ids)."""
         check_rng(rng)
+        require(type(n) is int and n >= 0, "n", "must be an int >= 0", n)
         out: list[Genome] = []
         seen: set[str] = set()
         tries = 20 * n + 100
@@ -89,7 +91,7 @@ class SearchSpace(ABC):
             if len(out) == n:
                 break
             genome = self.sample(rng)
-            key = self._identity(genome)
+            key = genome.canonical_hash()
             if key not in seen:
                 seen.add(key)
                 out.append(genome)
@@ -136,9 +138,6 @@ class SearchSpace(ABC):
     @abstractmethod
     def _default_bounds(self) -> Bounds: ...
 
-    def _identity(self, genome: Genome) -> str:
-        return genome.canonical_hash()
-
 
 def require(ok: bool, key: str, what: str, value: Any) -> None:
     if not ok:
@@ -147,13 +146,39 @@ def require(ok: bool, key: str, what: str, value: Any) -> None:
 
 def choices(key: str, values: Any, allowed: Iterable[Any] | None = None) -> tuple:
     """Check a non-empty list option (positive ints, or members of ``allowed``); return a tuple."""
+    allowed = None if allowed is None else list(allowed)
     ok = isinstance(values, (list, tuple)) and len(values) > 0
     if ok and allowed is None:
         ok = all(type(v) is int and v >= 1 for v in values)
     elif ok:
-        allowed = list(allowed)
         ok = all(v in allowed for v in values)
     what = "must be a non-empty list of positive ints" if allowed is None else \
         f"must be a non-empty list drawn from {allowed}"
     require(ok, key, what, values)
     return tuple(values)
+
+
+def count_range(low_key: str, low: Any, high_key: str, high: Any) -> tuple[int, int]:
+    """Check a pair of options ``1 <= low <= high`` (e.g. min_layers, max_layers)."""
+    require(type(low) is int and low >= 1, low_key, "must be an int >= 1", low)
+    require(type(high) is int and high >= low, high_key, f"must be an int >= {low_key}", high)
+    return low, high
+
+
+def flag(key: str, value: Any) -> bool:
+    require(isinstance(value, bool), key, "must be true or false", value)
+    return value
+
+
+def probability(key: str, value: Any) -> float:
+    ok = type(value) in (int, float) and 0 <= value <= 1
+    require(ok, key, "must be a probability in [0, 1]", value)
+    return value
+
+
+def odd_kernels(key: str, values: Any) -> tuple:
+    """Kernel choices: positive odd ints, so that 'same' padding keeps the size."""
+    kernels = choices(key, values)
+    require(all(k % 2 for k in kernels), key, "must be odd (so 'same' padding keeps the size)",
+            values)
+    return kernels

@@ -7,7 +7,11 @@ import numpy as np
 from ..genome import Genome
 from .base import spatial_fit
 
-__all__ = ["conv_block", "head", "new_genome", "pick"]
+__all__ = ["BODY_OPS", "conv_block", "head", "new_genome", "pick"]
+
+# The ops of the hand-written spaces (chain, multibranch): everything but ``zero``.
+BODY_OPS = frozenset({"input", "output", "conv", "sepconv", "batchnorm", "act", "maxpool",
+                      "avgpool", "globalpool", "flatten", "dense", "identity"})
 
 
 def pick(rng: np.random.Generator, values):

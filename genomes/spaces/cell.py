@@ -164,9 +164,6 @@ class CellSpace(SearchSpace):
             return [str(exc)]
         return []
 
-    def _identity(self, genome: Genome) -> str:
-        return "|".join(self.decode(genome))
-
     # ---------------------------------------------------------------- internals
     def _most_stages(self) -> int:
         """1 + how often every spatial size can be halved exactly and stay >= 3."""
@@ -210,7 +207,7 @@ class CellSpace(SearchSpace):
 
     def _read(self, genome: Genome) -> tuple[tuple[str, ...], dict[str, str]]:
         """Walk the skeleton from the input: (architecture of the first cell, {node: role id})."""
-        g, names = genome.graph, {}
+        g, names = genome._g, {}  # read-only walk; skips the copy that genome.graph makes
         sources = [n for n in g if g.nodes[n]["op"] == "input"]
         if len(sources) != 1:
             raise _NoMatch("needs exactly one input node")

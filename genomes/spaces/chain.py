@@ -6,13 +6,12 @@ import numpy as np
 
 from ..genome import Genome
 from ..ops import ACTIVATIONS
-from .base import Bounds, SearchSpace, choices, require
-from .blocks import conv_block, head, new_genome, pick
+from .base import (Bounds, SearchSpace, choices, count_range, flag, odd_kernels, probability,
+                   require)
+from .blocks import BODY_OPS, conv_block, head, new_genome, pick
 
 __all__ = ["ChainSpace"]
 
-CHAIN_OPS = frozenset({"input", "output", "conv", "sepconv", "batchnorm", "act", "maxpool",
-                       "avgpool", "globalpool", "flatten", "dense", "identity"})
 
 
 class ChainSpace(SearchSpace):
@@ -32,21 +31,15 @@ class ChainSpace(SearchSpace):
                  max_params: int | None = None):
         super().__init__(input_shape=input_shape, num_outputs=num_outputs, max_nodes=max_nodes,
                          max_params=max_params)
-        require(type(min_layers) is int and 1 <= min_layers, "min_layers", "must be an int >= 1",
-                min_layers)
-        require(type(max_layers) is int and max_layers >= min_layers, "max_layers",
-                "must be an int >= min_layers", max_layers)
-        self.min_layers, self.max_layers = min_layers, max_layers
+        self.min_layers, self.max_layers = count_range("min_layers", min_layers, "max_layers",
+                                                       max_layers)
         self.channels = choices("channels", channels)
-        self.kernels = choices("kernels", kernels)
+        self.kernels = odd_kernels("kernels", kernels)
         self.ops = choices("ops", ops, ("conv", "sepconv"))
         self.activations = choices("activations", activations, ACTIVATIONS)
-        require(isinstance(batchnorm, bool), "batchnorm", "must be true or false", batchnorm)
-        self.batchnorm = batchnorm
-        for key, value in (("pool_prob", pool_prob), ("flatten_prob", flatten_prob)):
-            require(isinstance(value, (int, float)) and 0 <= value <= 1, key,
-                    "must be a probability in [0, 1]", value)
-        self.pool_prob, self.flatten_prob = pool_prob, flatten_prob
+        self.batchnorm = flag("batchnorm", batchnorm)
+        self.pool_prob = probability("pool_prob", pool_prob)
+        self.flatten_prob = probability("flatten_prob", flatten_prob)
         require(isinstance(hidden, (list, tuple)) and len(hidden) > 0
                 and all(type(h) is int and h >= 0 for h in hidden), "hidden",
                 "must be a non-empty list of ints >= 0 (0: no hidden layer)", hidden)
@@ -73,7 +66,7 @@ class ChainSpace(SearchSpace):
         out = []
         for node in genome:
             op = genome.op(node)
-            if op not in CHAIN_OPS:
+            if op not in BODY_OPS:
                 out.append(f"node {node!r}: op {op!r} is not a chain op")
             if len(genome.inputs(node)) > 1 or len(genome.successors(node)) > 1:
                 out.append(f"node {node!r}: a chain node has at most one input and one consumer")

@@ -8,14 +8,13 @@ import numpy as np
 
 from ..genome import Genome
 from ..ops import ACTIVATIONS
-from .base import Bounds, SearchSpace, choices, require, spatial_fit
-from .blocks import conv_block, head, new_genome, pick
+from .base import (Bounds, SearchSpace, choices, count_range, flag, odd_kernels, require,
+                   spatial_fit)
+from .blocks import BODY_OPS, conv_block, head, new_genome, pick
 
 __all__ = ["MultiBranchSpace"]
 
 BLOCK_OPS = ("conv", "sepconv", "maxpool", "avgpool", "identity")
-MULTIBRANCH_OPS = frozenset({"input", "output", "conv", "sepconv", "batchnorm", "act", "maxpool",
-                             "avgpool", "globalpool", "flatten", "dense", "identity"})
 
 
 class MultiBranchSpace(SearchSpace):
@@ -36,19 +35,15 @@ class MultiBranchSpace(SearchSpace):
         most = 1 + max(0, int(math.log2(size / 4))) if size >= 4 else 1
         require(stages is None or (type(stages) is int and 1 <= stages <= most), "stages",
                 f"must be an int in [1, {most}] for input {self.input_shape} (each stage halves "
-                f"the resolution, which must stay >= 2), or null for {min(most, 3)}", stages)
+                f"the resolution, which must stay >= 4), or null for {min(most, 3)}", stages)
         self.stages = stages
-        require(type(min_blocks) is int and min_blocks >= 1, "min_blocks", "must be an int >= 1",
-                min_blocks)
-        require(type(max_blocks) is int and max_blocks >= min_blocks, "max_blocks",
-                "must be an int >= min_blocks", max_blocks)
-        self.min_blocks, self.max_blocks = min_blocks, max_blocks
+        self.min_blocks, self.max_blocks = count_range("min_blocks", min_blocks, "max_blocks",
+                                                       max_blocks)
         self.channels = choices("channels", channels)
-        self.kernels = choices("kernels", kernels)
+        self.kernels = odd_kernels("kernels", kernels)
         self.ops = choices("ops", ops, BLOCK_OPS)
         self.activations = choices("activations", activations, ACTIVATIONS)
-        require(isinstance(batchnorm, bool), "batchnorm", "must be true or false", batchnorm)
-        self.batchnorm = batchnorm
+        self.batchnorm = flag("batchnorm", batchnorm)
         self._stages = stages or min(most, 3)
 
     def _default_bounds(self) -> Bounds:
@@ -107,4 +102,4 @@ class MultiBranchSpace(SearchSpace):
 
     def _structure_problems(self, genome: Genome) -> list[str]:
         return [f"node {n!r}: op {genome.op(n)!r} is not a multibranch op"
-                for n in genome if genome.op(n) not in MULTIBRANCH_OPS]
+                for n in genome if genome.op(n) not in BODY_OPS]

@@ -27,8 +27,11 @@ class NB201Space(CellSpace):
 
     def __init__(self, *, input_shape=(3, 32, 32), num_outputs: int = 10,
                  max_nodes: int | None = None, max_params: int | None = None):
-        require(len(tuple(input_shape)) == 3, "input_shape",
-                "must be (C, H, W): NAS-Bench-201 is a space of image networks", input_shape)
+        shape = tuple(input_shape)
+        require(len(shape) == 3 and all(type(s) is int and s >= 12 and s % 4 == 0
+                                        for s in shape[1:]), "input_shape",
+                "must be (C, H, W) with H and W multiples of 4 and >= 12: NB201's skeleton halves "
+                "images twice and its 3x3 ops need >= 3 pixels", input_shape)
         super().__init__(input_shape=input_shape, num_outputs=num_outputs, nodes=4, ops=NB201_OPS,
                          channels=16, cells_per_stage=5, stages=3, max_nodes=max_nodes,
                          max_params=max_params)

@@ -42,7 +42,8 @@ def test_bad_usage_exits_2_with_a_message_and_no_traceback():
     runner = CliRunner()
     for args, words in [(["spaces", "--space", "resnet"], "unknown space 'resnet'"),
                         (["spaces", "--input-shape", "1,x"], "comma-separated"),
-                        (["spaces", "--input-shape", "5"], "C,L"),
+                        (["spaces", "--input-shape", "5"], "(C, L) or (C, H, W)"),
+                        (["spaces", "--seed", "-1"], "--seed"),
                         (["spaces", "--space", "nb201", "--input-shape", "3,64"], "space 'nb201'"),
                         (["frobnicate"], "No such command")]:
         result = runner.invoke(main, args)

@@ -1,4 +1,5 @@
-"""Canonical hashes: invariant under node relabelling, sensitive to every op parameter."""
+"""Canonical hashes: invariant under node relabelling, sensitive to every op parameter, and
+equal exactly when two genomes are isomorphic."""
 
 import numpy as np
 from hypothesis import assume, given
@@ -79,19 +80,63 @@ def test_distinct_nb201_cells_hash_apart():
     assert len(hashes) == len(archs)
 
 
-def test_distinct_samples_hash_apart_and_the_scheme_names_networkx():
-    import networkx
-
+def test_equal_hash_exactly_when_isomorphic_among_samples():
     for name in ("chain", "multibranch", "cell"):
-        space = spaces.get(name, input_shape=(1, 8, 8), num_outputs=10)
+        space = spaces.get(name, input_shape=(1, 8, 8), num_outputs=10,
+                           **({"ops": ["none", "nor_conv_1x1"]} if name == "cell" else {}))
         rng = np.random.default_rng(1)
-        sampled = [space.sample(rng) for _ in range(60)]
-        by_hash = {}
+        sampled = [space.sample(rng) for _ in range(40)]
+        for a, b in zip(sampled, sampled[1:] + sampled[:1]):
+            assert (a.canonical_hash() == b.canonical_hash()) == _isomorphic(a, b)
+        groups = {}
         for g in sampled:
-            by_hash.setdefault(g.canonical_hash(), []).append(g)
-        for group in by_hash.values():  # equal hash only for genomes equal up to ids
-            assert all(_isomorphic(group[0], other) for other in group[1:])
-    assert networkx.__version__ in genomes.HASH_SCHEME
+            groups.setdefault(g.canonical_hash(), []).append(g)
+        assert all(_isomorphic(grp[0], other) for grp in groups.values() for other in grp[1:])
+        assert len(groups) < len(sampled) or name != "cell"  # the small cell space repeats
+
+
+def _branches(first: list[int], second: list[int]) -> Genome:
+    g = Genome((4, 16, 16), 3)
+    x = g.add("input", id="input")
+    ends = []
+    for kernels in (first, second):
+        y = x
+        for k in kernels:
+            y = g.add("conv", [y], channels=4, kernel=k)
+        ends.append(y)
+    y = g.add("dense", [g.add("globalpool", [g.add("identity", ends, merge="add")])], units=3)
+    g.add("output", [y], id="output")
+    return g.validate()
+
+
+def _pairings(pairs) -> Genome:
+    g = Genome((4, 8, 8), 3)
+    x = g.add("input", id="input")
+    convs = [g.add("conv", [x], channels=4, kernel=3) for _ in range(6)]
+    sums = [g.add("act", [g.add("identity", [convs[u], convs[v]], merge="add")]) for u, v in pairs]
+    y = g.add("dense", [g.add("globalpool", [g.add("identity", sums, merge="add")])], units=3)
+    g.add("output", [y], id="output")
+    return g.validate()
+
+
+def test_structures_that_weisfeiler_lehman_cannot_separate_hash_apart():
+    # Long branches whose ends are paired differently: WL needs as many rounds as the branch is long.
+    middle = [3] * 8
+    a, b = _branches([1, *middle, 1], [5, *middle, 5]), _branches([1, *middle, 5], [5, *middle, 1])
+    assert a.canonical_hash() != b.canonical_hash()
+    # Six equal convs summed in pairs along one 6-cycle or two 3-cycles: WL never separates them.
+    ring = _pairings([(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 0)])
+    triangles = _pairings([(0, 1), (1, 2), (2, 0), (3, 4), (4, 5), (5, 3)])
+    assert not _isomorphic(ring, triangles)
+    assert ring.canonical_hash() != triangles.canonical_hash()
+    shuffled = ring.relabel({n: f"z{i}" for i, n in enumerate(reversed(ring.nodes))})
+    assert shuffled.canonical_hash() == ring.canonical_hash()
+
+
+def test_the_hash_scheme_names_what_the_hash_depends_on():
+    import igraph
+
+    assert igraph.__version__ in genomes.HASH_SCHEME
 
 
 def _isomorphic(a: Genome, b: Genome) -> bool:

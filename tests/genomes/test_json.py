@@ -96,3 +96,24 @@ def test_malformed_nodes_are_reported_by_id(tiny, mutate, node, words):
 def test_malformed_documents_give_a_genome_error(text, words):
     with pytest.raises(GenomeError, match=words):
         Genome.from_json(text)
+
+
+def test_ids_are_never_reused_even_after_a_hand_chosen_one_is_removed(tiny):
+    tiny.add("identity", [tiny.input_node], id="n9")
+    tiny.remove("n9")
+    assert tiny.new_id() == "n10"
+    loaded = Genome.from_dict({**tiny.to_dict(), "next_id": 0}, validate=False)
+    assert int(loaded.new_id()[1:]) > max(int(n[1:]) for n in loaded if n[1:].isdigit())
+
+
+def test_relabel_refuses_bad_or_clashing_ids(tiny):
+    with pytest.raises(GenomeError, match="must start with a letter"):
+        tiny.relabel({"n0": 5})
+    with pytest.raises(GenomeError, match="two nodes"):
+        tiny.relabel({"n0": "n1"})
+
+
+def test_format_must_be_the_integer_1(tiny):
+    for bad in (True, 1.0, "1"):
+        with pytest.raises(GenomeError, match="unsupported genome format"):
+            Genome.from_dict({**tiny.to_dict(), "format": bad})

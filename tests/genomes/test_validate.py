@@ -155,3 +155,48 @@ def test_corrupting_a_random_genome_names_the_corrupted_node(genome, how, data):
         g.validate()
     assert named & set(info.value.nodes), str(info.value)
     assert words in str(info.value)
+
+
+def test_parameter_types_are_not_confused_by_equal_values():
+    """3.0 == 3 and True == 1 in Python; a 3.0 kernel must stay illegal before and after a 3."""
+    def doc(kernel, bias):
+        data = _base()
+        _node(data, "c1")["params"].update(kernel=kernel, bias=bias)
+        return data
+
+    for first, second in [((3.0, 1), (3, True)), ((3, True), (3.0, 1))]:
+        for kernel, bias in (first, second):
+            genome = Genome.from_dict(doc(kernel, bias), validate=False)
+            legal = type(kernel) is int and type(bias) is bool
+            assert (genome.problems() == []) == legal
+            assert genome.params("c1")["kernel"] == kernel and type(genome.params("c1")["kernel"]) is type(kernel)
+
+
+def test_self_is_not_a_node_id():
+    g = Genome((1, 6, 6), 3)
+    with pytest.raises(GenomeError, match="reserved"):
+        g.add("input", id="self")
+
+
+def test_shape_and_output_count_are_read_only():
+    g = Genome.from_dict(_base())
+    with pytest.raises(AttributeError):
+        g.num_outputs = 5
+    with pytest.raises(AttributeError):
+        g.input_shape = (1, 2, 2)
+
+
+def test_inputs_given_as_a_string_get_a_hint():
+    g = Genome((1, 6, 6), 3)
+    g.add("input", id="input")
+    with pytest.raises(GenomeError, match=r"did you mean \['input'\]"):
+        g.add("act", "input")
+
+
+def test_the_graph_property_is_a_copy_that_cannot_change_the_genome():
+    g = Genome.from_dict(_base())
+    view = g.graph
+    view.nodes["c1"]["params"]["kernel"] = 99
+    assert g.params("c1")["kernel"] == 3 and g.problems() == []
+    with pytest.raises(Exception):
+        view.add_node("extra")

@@ -21,7 +21,7 @@ def test_registry_lists_the_four_spaces():
 
 
 def test_unknown_space_and_option_are_refused_by_name():
-    with pytest.raises(KeyError, match="unknown search space 'resnet'.*chain"):
+    with pytest.raises(ValueError, match="unknown search space 'resnet'.*chain"):
         spaces.get("resnet", input_shape=(1, 8, 8), num_outputs=10)
     with pytest.raises(ValueError, match="unknown option 'depth' for space 'chain'.*max_layers"):
         spaces.get("chain", input_shape=(1, 8, 8), num_outputs=10, depth=3)
@@ -86,7 +86,7 @@ def test_too_small_a_space_says_so():
 
 
 def test_impossible_bounds_say_so():
-    with pytest.raises(ValueError, match="within its bounds"):
+    with pytest.raises(ValueError, match="drew no legal genome.*more than max_params=10"):
         _space("chain", max_params=10).sample(np.random.default_rng(0))
 
 
@@ -154,3 +154,30 @@ def test_spaces_build_genomes_not_modules():
     genome = _space("multibranch").sample(np.random.default_rng(0))
     assert isinstance(genome, Genome)
     assert not hasattr(genome, "forward")
+
+
+def test_initial_needs_a_count():
+    space = _space("chain")
+    assert space.initial(np.random.default_rng(0), 0) == []
+    for bad in (-1, 2.5):
+        with pytest.raises(ValueError, match="option 'n'"):
+            space.initial(np.random.default_rng(0), bad)
+
+
+def test_even_kernels_are_refused_because_same_padding_would_shrink_them():
+    with pytest.raises(ValueError, match="option 'kernels' must be odd"):
+        _space("chain", kernels=[2, 3])
+
+
+def test_a_failed_draw_says_why():
+    space = _space("chain", shape=(1, 3, 3), min_layers=2, kernels=[1], max_nodes=5)
+    with pytest.raises(ValueError, match="nodes, more than max_nodes=5"):
+        space.sample(np.random.default_rng(0))
+
+
+def test_nb201_needs_images_it_can_halve_twice():
+    for shape in [(3, 8, 8), (3, 64), (3, 30, 30)]:
+        with pytest.raises(ValueError, match="option 'input_shape'.*multiples of 4"):
+            spaces.get("nb201", input_shape=shape, num_outputs=10)
+    assert spaces.get("nb201", input_shape=(3, 16, 16), num_outputs=120).contains(
+        spaces.get("nb201", input_shape=(3, 16, 16), num_outputs=120).sample(np.random.default_rng(0)))
