@@ -50,7 +50,7 @@ def input_shape_problem(shape: Any) -> str | None:
     """Why ``shape`` is no input shape (``(C, L)`` or ``(C, H, W)`` of positive ints), or None."""
     ok = isinstance(shape, (tuple, list)) and len(shape) in (2, 3) and all(
         type(s) is int and s > 0 for s in shape)
-    return None if ok else f"input_shape must be (C, L) or (C, H, W) of positive ints, got {shape!r}"
+    return None if ok else f"must be (C, L) or (C, H, W) of positive ints, got {shape!r}"
 
 
 def inputs_problem(inputs: Any, known) -> str | None:

@@ -100,7 +100,7 @@ def _check_header(genome: Genome, problems: list[Problem]) -> bool:
 
     ok = True
     if (msg := input_shape_problem(genome.input_shape)) is not None:
-        problems.append(Problem(None, msg))
+        problems.append(Problem(None, f"input_shape {msg}"))
         ok = False
     k = genome.num_outputs
     if type(k) is not int or k < 1:

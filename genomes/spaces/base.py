@@ -41,8 +41,9 @@ class SearchSpace(ABC):
     """Which genomes are legal, and how to draw them.
 
     Subclasses implement ``_sample`` (draw one genome; it may exceed the bounds, ``sample``
-    rejects those) and ``_structure_problems`` (why a valid genome has the wrong shape of graph
-    for this space). Constructors take keyword options only and check them.
+    rejects those), ``_structure_problems`` (why a valid genome has the wrong shape of graph
+    for this space) and ``_default_bounds``. Constructors take keyword options only and check
+    them, naming the option in the error.
     """
 
     name: ClassVar[str]
@@ -53,16 +54,14 @@ class SearchSpace(ABC):
         self.num_outputs = num_outputs
         self.max_nodes = max_nodes
         self.max_params = max_params
-        shape_ok = len(self.input_shape) in (2, 3) and all(
-            type(s) is int and s > 0 for s in self.input_shape)
-        require(shape_ok, "input_shape", "must be (C, L) or (C, H, W) of positive ints",
-                 self.input_shape)
+        if (msg := input_shape_problem(self.input_shape)) is not None:
+            raise ValueError(f"option 'input_shape' {msg}")
         require(type(num_outputs) is int and num_outputs >= 1, "num_outputs",
-                 "must be a positive int", num_outputs)
+                "must be a positive int", num_outputs)
         for key in ("max_nodes", "max_params"):
             value = getattr(self, key)
             require(value is None or (type(value) is int and value >= 1), key,
-                     "must be a positive int", value)
+                    "must be a positive int", value)
 
     # ---------------------------------------------------------------- interface
     @property
