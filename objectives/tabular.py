@@ -1,0 +1,83 @@
+"""``tabular``: objective values looked up in a published benchmark table instead of measured.
+
+The key comes from the genome: ``lookup: nb201`` gives the NAS-Bench-201 arch string,
+``lookup: hash`` its canonical hash. With a CSV of NB201 results, strategies compare in seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from genomes import spaces
+
+from .base import Context, Objective, ObjectiveError
+
+__all__ = ["Tabular"]
+
+LOOKUPS = ("nb201", "hash")
+
+
+class Tabular(Objective):
+    """The value in ``value_column`` of the row whose ``key_column`` equals the genome's key."""
+
+    name, cost = "tabular", "cheap"
+
+    def __init__(self, *, path: str, value_column: str, key_column: str = "arch",
+                 direction: str = "max", lookup: str = "nb201"):
+        if direction not in ("min", "max"):
+            raise ValueError(f"option 'direction' must be 'min' or 'max', got {direction!r}")
+        if lookup not in LOOKUPS:
+            raise ValueError(f"option 'lookup' must be one of {list(LOOKUPS)}, got {lookup!r}")
+        self.path, self.value_column, self.key_column = path, value_column, key_column
+        self.direction, self.lookup = direction, lookup
+        self._table: dict[str, float] | None = None
+
+    @property
+    def key(self) -> str:
+        """Recorded under the value column's name, so two tables can serve two objectives."""
+        return self.value_column
+
+    def table(self) -> dict[str, float]:
+        """The key -> value table, read once; ``ValueError`` names a missing file or column."""
+        if self._table is None:
+            self._table = _read(Path(self.path).expanduser(), self.key_column, self.value_column)
+        return self._table
+
+    def genome_key(self, ctx: Context) -> str:
+        if self.lookup == "hash":
+            return ctx.genome.canonical_hash()
+        space = spaces.get("nb201", input_shape=ctx.genome.input_shape,
+                           num_outputs=ctx.genome.num_outputs)
+        try:
+            return space.to_arch_string(ctx.genome)
+        except ValueError as exc:
+            raise ObjectiveError(f"no NB201 arch string for this genome: {exc}") from None
+
+    def measure(self, ctx: Context) -> float:
+        key = self.genome_key(ctx)
+        table = self.table()
+        if key not in table:
+            raise ObjectiveError(f"key {key!r} is not in {self.path!r} (column {self.key_column!r})")
+        return table[key]
+
+
+def _read(path: Path, key_column: str, value_column: str) -> dict[str, float]:
+    if not path.is_file():
+        raise ValueError(f"tabular file {str(path)!r} does not exist")
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        for column in (key_column, value_column):
+            if column not in columns:
+                raise ValueError(f"{str(path)!r} has no column {column!r}; columns: {columns}")
+        table = {}
+        for line, row in enumerate(reader, start=2):
+            try:
+                value = float(row[value_column])
+            except (TypeError, ValueError):
+                raise ValueError(f"{str(path)!r} line {line}: {value_column} is not a number: "
+                                 f"{row[value_column]!r}") from None
+            table[row[key_column]] = value if math.isfinite(value) else math.nan
+    return table

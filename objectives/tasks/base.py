@@ -1,0 +1,156 @@
+"""Tasks: train / validation / test splits of a classification problem, checked and prepared.
+
+Every task goes through ``prepare``: arrays are checked (shapes, labels, finite values, at least
+two classes per split) before any training, a missing validation split is carved from the
+training split with the run seed (stratified), an optional ``fraction`` of the training split is
+kept as a lower fidelity, and standardisation statistics come from the training split only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["DataError", "Split", "Task", "prepare"]
+
+LAYOUTS = {  # how to read x, without the batch axis first; "auto" guesses from its rank
+    "NL": (1, None), "NCL": (2, None), "NLC": (2, (0, 2, 1)), "NCHW": (3, None),
+    "NHWC": (3, (0, 3, 1, 2)), "NHW": (2, None),
+}
+
+
+class DataError(ValueError):
+    """Bad task data; the message names the file, key or split at fault."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """Inputs ``x`` (float32, ``(N, *input_shape)``) and integer labels ``y`` (int64, ``(N,)``)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A classification problem: splits, the input shape (without batch), the class count."""
+
+    name: str
+    train: Split
+    val: Split
+    test: Split | None
+    input_shape: tuple[int, ...]
+    num_classes: int
+
+
+def prepare(name: str, x: Any, y: Any, *, x_val: Any = None, y_val: Any = None,
+            x_test: Any = None, y_test: Any = None, seed: int = 0, val_fraction: float = 0.2,
+            fraction: float = 1.0, layout: str = "auto", standardize: bool = True,
+            num_classes: int | None = None, source: str = "") -> Task:
+    """Check raw arrays and turn them into a ``Task``; ``DataError`` names what is wrong."""
+    where = f" in {source}" if source else ""
+    _option(0 < val_fraction < 1, "val_fraction", "must be in (0, 1)", val_fraction)
+    _option(0 < fraction <= 1, "fraction", "must be in (0, 1]", fraction)
+    _option(layout == "auto" or layout in LAYOUTS, "layout", f"must be 'auto' or one of {list(LAYOUTS)}",
+            layout)
+    if (x_val is None) != (y_val is None):
+        raise DataError(f"give both x_val and y_val or neither{where}")
+    if (x_test is None) != (y_test is None):
+        raise DataError(f"give both x_test and y_test or neither{where}")
+    splits = {"": (x, y), "_val": (x_val, y_val), "_test": (x_test, y_test)}
+    arrays = {}
+    for suffix, (xs, ys) in splits.items():
+        if xs is not None:
+            arrays[suffix] = (_inputs(xs, f"x{suffix}", layout, where), _labels(ys, f"y{suffix}", where))
+    shapes = {k: a[0].shape[1:] for k, a in arrays.items()}
+    if len(set(shapes.values())) > 1:
+        listed = ", ".join(f"x{k} {s}" for k, s in shapes.items())
+        raise DataError(f"splits disagree on the input shape{where}: {listed}")
+    k = num_classes if num_classes is not None else 1 + max(int(a[1].max()) for a in arrays.values())
+    for suffix, (xs, ys) in arrays.items():
+        if len(xs) != len(ys):
+            raise DataError(f"x{suffix} has {len(xs)} samples but y{suffix} has {len(ys)}{where}")
+        if ys.min() < 0 or ys.max() >= k:
+            raise DataError(f"y{suffix} has labels outside [0, {k - 1}]{where}: "
+                            f"min {ys.min()}, max {ys.max()}")
+        if len(np.unique(ys)) < 2:
+            raise DataError(f"y{suffix} holds a single class ({ys[0]}){where}; a classification "
+                            f"split needs at least two")
+    rng = np.random.default_rng(seed)
+    x_tr, y_tr = arrays[""]
+    if "_val" not in arrays:
+        x_tr, y_tr, x_v, y_v = _carve(x_tr, y_tr, val_fraction, rng, "validation", where)
+    else:
+        x_v, y_v = arrays["_val"]
+    if fraction < 1:
+        x_tr, y_tr, _, _ = _carve(x_tr, y_tr, 1 - fraction, rng, "fraction", where)
+    test = arrays.get("_test")
+    if standardize:
+        axes = (0, *range(2, x_tr.ndim))
+        mean = x_tr.mean(axis=axes, keepdims=True)
+        std = x_tr.std(axis=axes, keepdims=True)
+        std[std == 0] = 1.0
+        x_tr, x_v = (x_tr - mean) / std, (x_v - mean) / std
+        test = None if test is None else ((test[0] - mean) / std, test[1])
+    return Task(name=name, train=_split(x_tr, y_tr), val=_split(x_v, y_v),
+                test=None if test is None else _split(*test), input_shape=tuple(x_tr.shape[1:]),
+                num_classes=k)
+
+
+def _option(ok: bool, key: str, what: str, value: Any) -> None:
+    if not ok:
+        raise DataError(f"option {key!r} {what}, got {value!r}")
+
+
+def _inputs(x: Any, key: str, layout: str, where: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiub":
+        raise DataError(f"{key} must hold numbers, got dtype {x.dtype}{where}")
+    x = x.astype(np.float64)
+    rank = LAYOUTS[layout][0] + 1 if layout != "auto" else x.ndim
+    if x.ndim != rank or x.ndim not in (2, 3, 4):
+        want = f"layout {layout}" if layout != "auto" else "(N, L), (N, C, L) or (N, C, H, W)"
+        raise DataError(f"{key} has shape {x.shape}; expected {want}{where}")
+    if (bad := int((~np.isfinite(x)).sum())) > 0:
+        raise DataError(f"{key} holds {bad} NaN or infinite values{where}")
+    if layout != "auto" and (perm := LAYOUTS[layout][1]) is not None:
+        x = x.transpose(perm)
+    if x.ndim == 2 or layout == "NHW":
+        x = x[:, None]
+    if min(x.shape[1:]) < 1 or len(x) < 1:
+        raise DataError(f"{key} is empty: shape {x.shape}{where}")
+    return x
+
+
+def _labels(y: Any, key: str, where: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise DataError(f"{key} must be a vector of class labels, got shape {y.shape}{where}")
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+            raise DataError(f"{key} must hold integer class labels{where}")
+    elif y.dtype.kind not in "iub":
+        raise DataError(f"{key} must hold integer class labels, got dtype {y.dtype}{where}")
+    return y.astype(np.int64)
+
+
+def _carve(x, y, part: float, rng: np.random.Generator, what: str, where: str):
+    """Split off a stratified ``part`` of (x, y); returns (rest_x, rest_y, part_x, part_y)."""
+    from sklearn.model_selection import train_test_split
+
+    try:
+        x_a, x_b, y_a, y_b = train_test_split(x, y, test_size=part, stratify=y,
+                                              random_state=int(rng.integers(2**31)))
+    except ValueError as exc:
+        raise DataError(f"cannot carve the {what} split from the training data{where}: {exc}") from None
+    return x_a, y_a, x_b, y_b
+
+
+def _split(x: np.ndarray, y: np.ndarray) -> Split:
+    return Split(torch.as_tensor(x, dtype=torch.float32).contiguous(), torch.as_tensor(y, dtype=torch.int64))

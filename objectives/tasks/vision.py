@@ -1,0 +1,134 @@
+"""``torchvision``: MNIST, FashionMNIST, CIFAR-10 and CIFAR-100 from a local root, in the
+folder layout torchvision uses, read without torchvision.
+
+MNIST-style files are read as raw idx bytes. CIFAR's "python version" batches are pickles, so
+they go through an unpickler that only rebuilds NumPy arrays and refuses anything else: a
+dataset file cannot run code. Files are downloaded only with ``download: true`` (which needs the
+torchvision package, and a network).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from .base import DataError, Task, prepare
+
+__all__ = ["DATASETS", "torchvision_task"]
+
+DATASETS = {
+    "mnist": ("MNIST", "torchvision.datasets.MNIST"),
+    "fashionmnist": ("FashionMNIST", "torchvision.datasets.FashionMNIST"),
+    "cifar10": ("cifar-10-batches-py", "torchvision.datasets.CIFAR10"),
+    "cifar100": ("cifar-100-python", "torchvision.datasets.CIFAR100"),
+}
+
+
+def torchvision_task(*, dataset: str, root: str, download: bool = False, seed: int = 0,
+                     val_fraction: float = 0.1, fraction: float = 1.0,
+                     standardize: bool = True) -> Task:
+    key = dataset.lower().replace("-", "").replace("_", "")
+    if key not in DATASETS:
+        raise DataError(f"option 'dataset' must be one of {list(DATASETS)}, got {dataset!r}")
+    base = Path(root).expanduser()
+    reader = _read_cifar if key.startswith("cifar") else _read_idx
+    try:
+        arrays = reader(base, key)
+    except FileNotFoundError as missing:
+        if not download:
+            raise DataError(f"{dataset} is not under {str(base)!r} ({missing.args[0]} is missing); "
+                            f"place torchvision's files there or set download: true") from None
+        _download(base, key)
+        arrays = reader(base, key)
+    return prepare(key, *arrays[:2], x_test=arrays[2], y_test=arrays[3], seed=seed,
+                   val_fraction=val_fraction, fraction=fraction, standardize=standardize,
+                   source=repr(str(base)))
+
+
+def _download(base: Path, key: str) -> None:
+    module, _, cls = DATASETS[key][1].rpartition(".")
+    try:
+        datasets = __import__(module, fromlist=[cls])
+    except ImportError:
+        raise DataError("download: true needs the torchvision package; install it or place "
+                        "the files under the root yourself") from None
+    for train in (True, False):
+        getattr(datasets, cls)(str(base), train=train, download=True)
+
+
+def _find(folder: Path, name: str) -> Path:
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(str(folder / name))
+
+
+def _idx(path: Path) -> np.ndarray:
+    """An idx file (MNIST's format): magic, dims, then big-endian unsigned bytes."""
+    data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    if len(data) < 4 or data[:2] != b"\0\0" or data[2] != 8:
+        raise DataError(f"{str(path)!r} is not an idx file of unsigned bytes")
+    ndim = data[3]
+    dims = np.frombuffer(data, dtype=">u4", count=ndim, offset=4).astype(int)
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(dims)):
+        raise DataError(f"{str(path)!r} is truncated: {body.size} bytes for shape {tuple(dims)}")
+    return body.reshape(dims)
+
+
+def _read_idx(base: Path, key: str):
+    raw = base / DATASETS[key][0] / "raw"
+    out = []
+    for prefix in ("train", "t10k"):
+        x = _idx(_find(raw, f"{prefix}-images-idx3-ubyte"))
+        y = _idx(_find(raw, f"{prefix}-labels-idx1-ubyte"))
+        out += [x[:, None].astype(np.float32) / 255.0, y]
+    return out
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Rebuilds NumPy arrays and scalars, dicts, lists and bytes; refuses every other global."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("_codecs", "encode"),  # how protocol-2 pickles from Python 3 spell bytes
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _batch(path: Path) -> dict:
+    try:
+        with path.open("rb") as f:
+            data = _ArrayUnpickler(io.BytesIO(f.read()), encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
+        raise DataError(f"{str(path)!r} is not a CIFAR batch: {exc}") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{str(path)!r} is not a CIFAR batch")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in data.items()}
+
+
+def _read_cifar(base: Path, key: str):
+    folder = base / DATASETS[key][0]
+    names = ([f"data_batch_{i}" for i in range(1, 6)], ["test_batch"]) if key == "cifar10" \
+        else (["train"], ["test"])
+    label = "labels" if key == "cifar10" else "fine_labels"
+    out = []
+    for group in names:
+        batches = [_batch(_find(folder, n)) for n in group]
+        try:
+            x = np.concatenate([np.asarray(b["data"], dtype=np.uint8) for b in batches])
+            y = np.concatenate([np.asarray(b[label]) for b in batches])
+        except KeyError as exc:
+            raise DataError(f"a CIFAR batch in {str(folder)!r} lacks {exc}") from None
+        out += [x.reshape(-1, 3, 32, 32).astype(np.float32) / 255.0, y]
+    return out
