@@ -26,14 +26,20 @@ __all__ = ["HalvingReport", "Rung", "SuccessiveHalving", "minimisation_matrix", 
 
 def minimisation_matrix(records: Sequence[EvaluationRecord], directions: Mapping[str, str]) -> np.ndarray:
     """Objective values as rows, each column turned into minimisation by its direction."""
+    if not directions or any(d not in ("min", "max") for d in directions.values()):
+        raise ValueError(f"directions must map objective keys to 'min' or 'max', got {dict(directions)}")
     keys = list(directions)
+    for r in records:
+        if missing := [k for k in keys if k not in r.objectives]:
+            raise ValueError(f"record {r.genome_hash} has no value for objective {missing[0]!r}")
     sign = np.array([1.0 if directions[k] == "min" else -1.0 for k in keys])
-    return np.array([[r.objectives[k] for k in keys] for r in records], dtype=float) * sign
+    return np.array([[r.objectives[k] for k in keys] for r in records], dtype=float).reshape(-1, len(keys)) * sign
 
 
 def rank(values: np.ndarray) -> np.ndarray:
     """Row indices of a minimisation matrix, best first: by non-dominated front, then by
-    crowding distance (most isolated first) within a front; ties keep their order."""
+    crowding distance (most isolated first) within a front; equal crowding keeps index order.
+    (Identical rows share a front, and pymoo's crowding treats them as neighbours.)"""
     if len(values) == 0:
         return np.zeros(0, dtype=int)
     order: list[int] = []

@@ -7,8 +7,6 @@ their natural direction; the engine turns everything into minimisation using ``d
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -16,6 +14,7 @@ import torch
 from torch import nn
 
 from genomes import Genome
+from genomes.registry import Registry, option_names
 
 from .records import EpochStats
 from .tasks import Task
@@ -55,16 +54,21 @@ class Objective:
     def measure(self, ctx: Context) -> float:
         raise NotImplementedError
 
+    def check(self) -> None:
+        """Fail early (``ValueError``) on what would fail every evaluation, e.g. a missing file.
+
+        The engine calls it when it validates a config; the default checks nothing.
+        """
+
     def options(self) -> dict[str, Any]:
-        sig = inspect.signature(type(self).__init__)
-        return {k: getattr(self, k) for k in sig.parameters if k != "self"}
+        return {k: getattr(self, k) for k in option_names(type(self))}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
         return f"{type(self).__name__}({args})"
 
 
-_REGISTRY = {
+_REGISTRY = Registry("objective", {
     "params": "objectives.cost:Params",
     "flops": "objectives.cost:Flops",
     "latency": "objectives.cost:Latency",
@@ -75,35 +79,23 @@ _REGISTRY = {
     "test_accuracy": "objectives.accuracy:TestAccuracy",
     "train_time": "objectives.accuracy:TrainTime",
     "tabular": "objectives.tabular:Tabular",
-}
+})
 
 
 def names(*, selectable: bool | None = None) -> list[str]:
     """Registered objective names (only the selectable ones with ``selectable=True``)."""
-    if selectable is None:
-        return list(_REGISTRY)
-    return [n for n in _REGISTRY if _class(n).selectable == selectable]
-
-
-def _class(name: str) -> type[Objective]:
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown objective {name!r}; known: {names()}")
-    module, cls = _REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    every = _REGISTRY.names()
+    return every if selectable is None else [
+        n for n in every if _REGISTRY.load(n).selectable == selectable]
 
 
 def get(name: str, **options: Any) -> Objective:
     """Build the objective ``name`` with its options; ``ValueError`` names a bad option."""
-    cls = _class(name)
-    allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    unknown = [k for k in options if k not in allowed]
-    if unknown:
-        raise ValueError(f"unknown option {unknown[0]!r} for objective {name!r}; allowed: {allowed}")
-    return cls(**options)
+    return _REGISTRY.build(name, **options)
 
 
 def require_selectable(name: str) -> None:
     """Refuse report-only measures (test accuracy) where an objective for selection is asked."""
-    if not _class(name).selectable:
+    if not _REGISTRY.load(name).selectable:
         raise ValueError(f"{name!r} is reported only and can never be an objective: selecting on "
                          f"it would leak the test set; use val_accuracy or val_error")

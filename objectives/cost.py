@@ -3,11 +3,14 @@ look-up table (per-op timings measured once per device, cached on disk, then sum
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import statistics
+import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -97,23 +100,30 @@ class LatencyLUT(Objective):
 
     def measure(self, ctx: Context) -> float:
         path = self.table_path(ctx.device)
-        table = json.loads(path.read_text()) if path.is_file() else {}
-        io, total, added = ctx.genome.io_shapes(), 0.0, False
+        io, needed = ctx.genome.io_shapes(), {}
         for node in ctx.genome:
             op, params = ctx.genome.op(node), ctx.genome.params(node)
-            if op in ("input", "output", "identity"):
-                continue
-            key = json.dumps([op, sorted(params.items()), list(io[node][0]), self.batch_size])
-            if key not in table:
-                table[key] = self._time_op(op, params, io[node][0], ctx.device)
-                added = True
-            total += table[key]
-        if added:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(table, indent=0, sort_keys=True))
+            if op not in ("input", "output", "identity"):
+                key = json.dumps([op, sorted(params.items()), list(io[node][0]), self.batch_size])
+                needed[key] = (op, params, io[node][0])
+        table = _read_table(path)
+        if any(key not in table for key in needed):
+            table = self._extend(path, needed, ctx.device)
+        return sum(table[key] for key in needed)
+
+    def _extend(self, path: Path, needed: dict, device: torch.device) -> dict[str, float]:
+        """Time the ops the table lacks, under a lock: the first process to time an op wins."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(path.with_name(path.name + ".lock")):
+            table = _read_table(path)  # another process may have timed them meanwhile
+            todo = {k: v for k, v in needed.items() if k not in table}
+            for key, (op, params, shape) in todo.items():
+                table[key] = self._time_op(op, params, shape, device)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                json.dump(table, f, indent=0, sort_keys=True)
             os.replace(tmp, path)  # atomic: a reader never sees half a table
-        return total
+        return table
 
     def table_path(self, device: torch.device) -> Path:
         root = Path(self.cache or os.environ.get("EVONAS_CACHE", "~/.cache/evonas")).expanduser()
@@ -125,6 +135,38 @@ class LatencyLUT(Objective):
         fn = module.to(device).eval() if module is not None else spec.function()
         x = torch.randn((self.batch_size, *shape), device=device)
         return time_call(lambda: fn(x), device=device, warmup=self.warmup, repeats=self.repeats)
+
+
+def _read_table(path: Path) -> dict[str, float]:
+    """The cached table, or an empty one (with a warning) if it is missing or unreadable."""
+    if not path.is_file():
+        return {}
+    try:
+        table = json.loads(path.read_text())
+        if isinstance(table, dict) and all(isinstance(v, (int, float)) for v in table.values()):
+            return table
+        problem = "it is not a JSON object of numbers"
+    except (OSError, ValueError) as exc:
+        problem = str(exc)
+    warnings.warn(f"latency table {str(path)!r} is unreadable ({problem}); timing its ops again",
+                  RuntimeWarning, stacklevel=3)
+    return {}
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive advisory lock on ``path`` (POSIX ``flock``; no lock where that is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _device_tag(device: torch.device) -> str:

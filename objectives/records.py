@@ -10,10 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import Enum
-from types import MappingProxyType
 from typing import Any, Mapping
 
-__all__ = ["EpochStats", "EvalState", "EvaluationRecord"]
+__all__ = ["EpochStats", "EvalState", "EvaluationRecord", "FrozenDict"]
 
 
 class EvalState(str, Enum):
@@ -33,8 +32,21 @@ class EpochStats:
     seconds: float
 
 
-def _frozen(mapping: Mapping[str, float] | None) -> Mapping[str, float]:
-    return MappingProxyType(dict(mapping or {}))
+class FrozenDict(dict):
+    """A read-only dict of floats that still pickles (records travel between processes)."""
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("evaluation records are read-only")
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _refuse
+    __ior__ = _refuse
+
+    def __reduce__(self):
+        return (FrozenDict, (dict(self),))
+
+
+def _frozen(mapping: Mapping[str, float] | None) -> FrozenDict:
+    return FrozenDict({k: float(v) for k, v in (mapping or {}).items()})
 
 
 @dataclass(frozen=True)
@@ -69,15 +81,15 @@ class EvaluationRecord:
     def with_state(self, state: EvalState, reason: str | None = None) -> EvaluationRecord:
         """A copy in another state (e.g. PRUNED once the schedule stops it)."""
         return EvaluationRecord(self.genome_hash, state, self.objectives, self.reported,
-                                self.curve, self.epochs, reason)
+                                self.curve, self.epochs, reason or self.reason)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "genome_hash": self.genome_hash, "state": self.state.value,
             "objectives": {k: _json_float(v) for k, v in self.objectives.items()},
             "reported": {k: _json_float(v) for k, v in self.reported.items()},
-            "curve": [[e.epoch, _json_float(e.train_loss), _json_float(e.val_accuracy), e.seconds]
-                      for e in self.curve],
+            "curve": [[e.epoch, _json_float(e.train_loss), _json_float(e.val_accuracy),
+                       _json_float(e.seconds)] for e in self.curve],
             "epochs": self.epochs, "reason": self.reason,
         }
 
@@ -85,18 +97,14 @@ class EvaluationRecord:
     def from_dict(cls, data: Mapping[str, Any]) -> EvaluationRecord:
         return cls(
             genome_hash=data["genome_hash"], state=EvalState(data["state"]),
-            objectives={k: _float(v) for k, v in data.get("objectives", {}).items()},
-            reported={k: _float(v) for k, v in data.get("reported", {}).items()},
-            curve=tuple(EpochStats(int(e), _float(l), _float(a), float(s))
+            objectives=data.get("objectives", {}), reported=data.get("reported", {}),
+            curve=tuple(EpochStats(int(e), float(l), float(a), float(s))
                         for e, l, a, s in data.get("curve", [])),
             epochs=int(data.get("epochs", 0)), reason=data.get("reason"),
         )
 
 
 def _json_float(value: float) -> float | str:
-    """JSON has no NaN or infinity; write them as strings."""
+    """JSON has no NaN or infinity; write them as strings (``float`` reads them back)."""
+    value = float(value)
     return value if math.isfinite(value) else str(value)
-
-
-def _float(value: float | str) -> float:
-    return float(value)

@@ -7,7 +7,6 @@ The key comes from the genome: ``lookup: nb201`` gives the NAS-Bench-201 arch st
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 
 from genomes import spaces
@@ -38,6 +37,9 @@ class Tabular(Objective):
     def key(self) -> str:
         """Recorded under the value column's name, so two tables can serve two objectives."""
         return self.value_column
+
+    def check(self) -> None:
+        self.table()
 
     def table(self) -> dict[str, float]:
         """The key -> value table, read once; ``ValueError`` names a missing file or column."""
@@ -72,12 +74,15 @@ def _read(path: Path, key_column: str, value_column: str) -> dict[str, float]:
         for column in (key_column, value_column):
             if column not in columns:
                 raise ValueError(f"{str(path)!r} has no column {column!r}; columns: {columns}")
-        table = {}
+        table, lines = {}, {}
         for line, row in enumerate(reader, start=2):
+            key = row[key_column]
+            if key in lines:
+                raise ValueError(f"{str(path)!r}: key {key!r} appears on lines {lines[key]} and {line}")
             try:
                 value = float(row[value_column])
             except (TypeError, ValueError):
                 raise ValueError(f"{str(path)!r} line {line}: {value_column} is not a number: "
                                  f"{row[value_column]!r}") from None
-            table[row[key_column]] = value if math.isfinite(value) else math.nan
+            table[key], lines[key] = value, line
     return table

@@ -69,6 +69,15 @@ class TrainConfig:
     def keys(cls) -> list[str]:
         return [f.name for f in fields(cls)]
 
+    def check_call(self, *, until: Any, seed: Any, state: TrainState | None) -> None:
+        """Refuse a training call that no candidate could satisfy (a caller's mistake)."""
+        done = state.epoch if state is not None else 0
+        if type(until) is not int or not done <= until <= self.epochs:
+            raise ValueError(f"epochs to train to must be an int in [{done}, "
+                             f"training.epochs={self.epochs}], got {until!r}")
+        if type(seed) is not int or seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+
     def lr_at(self, epoch: int) -> float:
         """Learning rate for the 0-based ``epoch`` of a run whose horizon is ``self.epochs``."""
         if self.schedule == "constant":
@@ -80,21 +89,26 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class TrainState:
-    """Where a training stopped: epochs done, weights, optimizer state, learning curve."""
+    """Where a training stopped: epochs done, weights, optimizer (and AMP scaler) state, curve."""
 
     epoch: int
     model: Mapping[str, torch.Tensor]
     optimizer: Mapping[str, Any]
     curve: tuple[EpochStats, ...]
+    scaler: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class TrainOutcome:
-    """A training's result: the new state and trained module, or a failure with its reason."""
+    """A training's result: the new state and trained module, or a failure with its reason.
+
+    ``curve`` holds every finished epoch, also those before a failure.
+    """
 
     state: TrainState | None
     model: nn.Module | None
     reason: str | None = None
+    curve: tuple[EpochStats, ...] = ()
 
     @property
     def failed(self) -> bool:
@@ -111,28 +125,33 @@ def train(genome: Genome, task: Task, config: TrainConfig, *, until: int, seed: 
     """Train ``genome`` on ``task`` up to epoch ``until`` (continuing from ``state`` if given).
 
     ``weights`` (e.g. inherited from a parent) initialise every tensor whose name and shape
-    match; the rest keep their seeded initialisation. Never raises for a failing network.
+    match; the rest keep their seeded initialisation. A failing network gives a failed outcome,
+    never an exception; only a wrong call (``until`` beyond the horizon, a bad seed) raises.
     """
+    config.check_call(until=until, seed=seed, state=state)
     device = torch.device(device)
-    threads = torch.get_num_threads()
+    curve = list(state.curve) if state is not None else []
+    threads, benchmark = torch.get_num_threads(), torch.backends.cudnn.benchmark
     try:
         if device.type == "cpu":
             torch.set_num_threads(config.threads)
-        return _train(genome, task, config, until, seed, state, weights, device)
+        return _train(genome, task, config, until, seed, state, weights, device, curve)
     except _Stop as stop:
-        return TrainOutcome(None, None, str(stop))
+        return TrainOutcome(None, None, str(stop), tuple(curve))
     except Exception as exc:  # a failing candidate must never stop the run
         if device.type == "cuda" and isinstance(exc, torch.cuda.OutOfMemoryError):
             torch.cuda.empty_cache()
-            return TrainOutcome(None, None, "out of memory")
-        return TrainOutcome(None, None, f"{type(exc).__name__}: {str(exc)[:300]}")
+            return TrainOutcome(None, None, "out of memory", tuple(curve))
+        return TrainOutcome(None, None, f"{type(exc).__name__}: {str(exc)[:300]}", tuple(curve))
     finally:
         torch.set_num_threads(threads)
+        torch.backends.cudnn.benchmark = benchmark
 
 
-def _train(genome, task, config, until, seed, state, weights, device) -> TrainOutcome:
-    if state is not None and until < state.epoch:
-        raise ValueError(f"cannot train back from epoch {state.epoch} to {until}")
+def _train(genome, task, config, until, seed, state, weights, device, curve) -> TrainOutcome:
+    if genome.input_shape != task.input_shape or genome.num_outputs != task.num_classes:
+        raise _Stop(f"the genome takes {genome.input_shape} inputs to {genome.num_outputs} outputs; "
+                    f"the task has {task.input_shape} inputs and {task.num_classes} classes")
     net = genome.build(seed=seed, device=device)
     if state is not None:
         net.load_state_dict(state.model)
@@ -145,9 +164,10 @@ def _train(genome, task, config, until, seed, state, weights, device) -> TrainOu
     if cuda:
         torch.backends.cudnn.benchmark = True
     scaler = torch.amp.GradScaler("cuda") if cuda and config.amp else None
+    if scaler is not None and state is not None and state.scaler:
+        scaler.load_state_dict(dict(state.scaler))
     autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if scaler else nullcontext
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    curve = list(state.curve) if state is not None else []
     started = time.monotonic()
     n = len(task.train)
     for epoch in range(state.epoch if state is not None else 0, until):
@@ -178,15 +198,18 @@ def _train(genome, task, config, until, seed, state, weights, device) -> TrainOu
             if config.timeout_s is not None and time.monotonic() - started > config.timeout_s:
                 raise _Stop(f"time-out: training exceeded {config.timeout_s} s in epoch {epoch + 1}")
         seconds = time.perf_counter() - tick
+        if not all(torch.isfinite(t).all() for t in net.state_dict().values() if t.is_floating_point()):
+            raise _Stop(f"weights became NaN or infinite in epoch {epoch + 1}")
         curve.append(EpochStats(epoch + 1, total / seen, accuracy(net, task.val, device=device),
                                 seconds))
     new_state = TrainState(
-        epoch=max(until, state.epoch if state is not None else 0),
+        epoch=until,
         model={k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()},
         optimizer=copy.deepcopy(optimizer.state_dict()),
         curve=tuple(curve),
+        scaler=scaler.state_dict() if scaler is not None else None,
     )
-    return TrainOutcome(new_state, net)
+    return TrainOutcome(new_state, net, None, tuple(curve))
 
 
 @torch.no_grad()

@@ -52,9 +52,8 @@ def naswot_score(net: nn.Module, x: torch.Tensor) -> float:
     finally:
         for h in handles:
             h.remove()
-    n = len(x)
     if not codes:
-        return float(torch.logdet(torch.eye(n, dtype=torch.float64)))
+        return 0.0  # log det(I): no activation, no information
     c = torch.cat(codes, dim=1)
     k = c @ c.T + (1 - c) @ (1 - c).T
-    return float(torch.linalg.slogdet(k + torch.eye(n, dtype=torch.float64))[1])
+    return float(torch.linalg.slogdet(k + torch.eye(len(x), dtype=k.dtype, device=k.device))[1])

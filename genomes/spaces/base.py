@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterable
@@ -10,6 +9,7 @@ from typing import Any, ClassVar, Iterable
 import numpy as np
 
 from ..genome import Genome, input_shape_problem
+from ..registry import option_names
 
 __all__ = ["Bounds", "SearchSpace", "check_rng", "choices", "count_range", "flag", "odd_kernels",
            "probability", "require", "spatial_fit"]
@@ -120,8 +120,7 @@ class SearchSpace(ABC):
 
     def options(self) -> dict[str, Any]:
         """The constructor options, as given (scikit-learn's ``get_params``)."""
-        sig = inspect.signature(type(self).__init__)
-        return {k: getattr(self, k) for k in sig.parameters if k != "self"}
+        return {k: getattr(self, k) for k in option_names(type(self))}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.options().items())

@@ -59,6 +59,9 @@ def prepare(name: str, x: Any, y: Any, *, x_val: Any = None, y_val: Any = None,
     _option(0 < fraction <= 1, "fraction", "must be in (0, 1]", fraction)
     _option(layout == "auto" or layout in LAYOUTS, "layout", f"must be 'auto' or one of {list(LAYOUTS)}",
             layout)
+    _option(num_classes is None or (type(num_classes) is int and num_classes >= 2), "num_classes",
+            "must be an int >= 2 (or left out to count the training labels)", num_classes)
+    _option(type(seed) is int and seed >= 0, "seed", "must be an int >= 0", seed)
     if (x_val is None) != (y_val is None):
         raise DataError(f"give both x_val and y_val or neither{where}")
     if (x_test is None) != (y_test is None):
@@ -67,15 +70,20 @@ def prepare(name: str, x: Any, y: Any, *, x_val: Any = None, y_val: Any = None,
     arrays = {}
     for suffix, (xs, ys) in splits.items():
         if xs is not None:
-            arrays[suffix] = (_inputs(xs, f"x{suffix}", layout, where), _labels(ys, f"y{suffix}", where))
+            xs, ys = _inputs(xs, f"x{suffix}", layout, where), _labels(ys, f"y{suffix}", where)
+            if len(xs) != len(ys):
+                raise DataError(f"x{suffix} has {len(xs)} samples but y{suffix} has {len(ys)}{where}")
+            arrays[suffix] = (xs, ys)
     shapes = {k: a[0].shape[1:] for k, a in arrays.items()}
     if len(set(shapes.values())) > 1:
         listed = ", ".join(f"x{k} {s}" for k, s in shapes.items())
         raise DataError(f"splits disagree on the input shape{where}: {listed}")
-    k = num_classes if num_classes is not None else 1 + max(int(a[1].max()) for a in arrays.values())
+    y_train = arrays[""][1]
+    k = num_classes if num_classes is not None else 1 + int(y_train.max())
+    if num_classes is None and (absent := sorted(set(range(k)) - set(y_train.tolist()))):
+        raise DataError(f"y has labels up to {k - 1} but none of {absent[:10]}{where}; labels must "
+                        f"be 0..k-1 (or set num_classes)")
     for suffix, (xs, ys) in arrays.items():
-        if len(xs) != len(ys):
-            raise DataError(f"x{suffix} has {len(xs)} samples but y{suffix} has {len(ys)}{where}")
         if ys.min() < 0 or ys.max() >= k:
             raise DataError(f"y{suffix} has labels outside [0, {k - 1}]{where}: "
                             f"min {ys.min()}, max {ys.max()}")
@@ -89,7 +97,7 @@ def prepare(name: str, x: Any, y: Any, *, x_val: Any = None, y_val: Any = None,
     else:
         x_v, y_v = arrays["_val"]
     if fraction < 1:
-        x_tr, y_tr, _, _ = _carve(x_tr, y_tr, 1 - fraction, rng, "fraction", where)
+        x_tr, y_tr = _subsample(x_tr, y_tr, fraction, rng)
     test = arrays.get("_test")
     if standardize:
         axes = (0, *range(2, x_tr.ndim))
@@ -132,6 +140,8 @@ def _labels(y: Any, key: str, where: str) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1:
         raise DataError(f"{key} must be a vector of class labels, got shape {y.shape}{where}")
+    if len(y) == 0:
+        raise DataError(f"{key} is empty{where}")
     if y.dtype.kind == "f":
         if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
             raise DataError(f"{key} must hold integer class labels{where}")
@@ -150,6 +160,17 @@ def _carve(x, y, part: float, rng: np.random.Generator, what: str, where: str):
     except ValueError as exc:
         raise DataError(f"cannot carve the {what} split from the training data{where}: {exc}") from None
     return x_a, y_a, x_b, y_b
+
+
+def _subsample(x, y, fraction: float, rng: np.random.Generator):
+    """Keep ``fraction`` of every class (at least one sample each): a lower fidelity."""
+    keep = []
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        n = max(1, round(fraction * len(members)))
+        keep.append(rng.permutation(members)[:n])
+    idx = np.sort(np.concatenate(keep))
+    return x[idx], y[idx]
 
 
 def _split(x: np.ndarray, y: np.ndarray) -> Split:

@@ -24,7 +24,10 @@ def npz(*, path: str, seed: int = 0, val_fraction: float = 0.2, fraction: float 
     if not file.is_file():
         raise DataError(f"npz file {str(file)!r} does not exist")
     try:
-        with np.load(file, allow_pickle=False) as archive:
+        loaded = np.load(file, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single array, not named arrays")
+        with loaded as archive:
             arrays = {k: archive[k] for k in archive.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
         raise DataError(f"{str(file)!r} is not a readable .npz archive ({exc})") from None

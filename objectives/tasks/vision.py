@@ -69,8 +69,11 @@ def _find(folder: Path, name: str) -> Path:
 
 def _idx(path: Path) -> np.ndarray:
     """An idx file (MNIST's format): magic, dims, then big-endian unsigned bytes."""
-    data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    if len(data) < 4 or data[:2] != b"\0\0" or data[2] != 8:
+    try:
+        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{str(path)!r} cannot be read: {exc}") from None
+    if len(data) < 4 or data[:2] != b"\0\0" or data[2] != 8 or len(data) < 4 + 4 * data[3]:
         raise DataError(f"{str(path)!r} is not an idx file of unsigned bytes")
     ndim = data[3]
     dims = np.frombuffer(data, dtype=">u4", count=ndim, offset=4).astype(int)
@@ -110,7 +113,7 @@ def _batch(path: Path) -> dict:
     try:
         with path.open("rb") as f:
             data = _ArrayUnpickler(io.BytesIO(f.read()), encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
+    except Exception as exc:  # a damaged pickle can fail in many ways; none may escape raw
         raise DataError(f"{str(path)!r} is not a CIFAR batch: {exc}") from None
     if not isinstance(data, dict):
         raise DataError(f"{str(path)!r} is not a CIFAR batch")

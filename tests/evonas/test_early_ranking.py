@@ -92,3 +92,22 @@ def test_promoted_candidates_continue_their_training_rather_than_restart():
         straight = evaluate(genomes[i], objective, task=task, training=config, epochs=3, seed=i)
         assert report.records[i].objectives == straight.record.objectives
         assert len(report.records[i].curve) == 3
+
+
+def test_directions_are_checked():
+    records = [EvaluationRecord("h", EvalState.COMPLETE, {"acc": 0.9})]
+    for bad in ({}, {"acc": "maximize"}):
+        with pytest.raises(ValueError, match="'min' or 'max'"):
+            minimisation_matrix(records, bad)
+    with pytest.raises(ValueError, match="no value for objective 'params'"):
+        minimisation_matrix(records, {"acc": "max", "params": "min"})
+
+
+def test_edge_cases_no_candidates_all_failing_one_rung():
+    schedule = SuccessiveHalving(rungs=[2], keep=0.5)
+    empty = schedule.run(0, lambda i, e: None, {"v": "min"})
+    assert empty.epochs_trained == 0 and empty.survivors == ()
+    failing = SuccessiveHalving(rungs=[1, 2], keep=0.5).run(
+        3, lambda i, e: EvaluationRecord(f"h{i}", EvalState.FAILED, reason="boom"), {"v": "min"})
+    assert failing.rungs[0].failed == (0, 1, 2) and failing.survivors == ()
+    assert failing.epochs_trained == 3

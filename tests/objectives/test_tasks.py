@@ -189,8 +189,68 @@ def test_a_planted_pickle_payload_is_refused_and_never_runs(tmp_path, monkeypatc
     assert not (tmp_path / "pwned_by_pickle").exists()
 
 
+def test_damaged_cifar_batches_never_escape_as_raw_exceptions(tmp_path):
+    from objectives.tasks.vision import _batch
+
+    good = pickle.dumps({b"data": np.arange(64, dtype=np.uint8).reshape(2, 32), b"labels": [0, 1]},
+                        protocol=2)
+    rng = np.random.default_rng(0)
+    path = tmp_path / "batch"
+    outcomes = {"read": 0, "refused": 0}
+    for _ in range(300):
+        damaged = bytearray(good)
+        for pos in rng.integers(len(damaged), size=int(rng.integers(1, 4))):
+            damaged[pos] = int(rng.integers(256))
+        path.write_bytes(bytes(damaged))
+        try:
+            _batch(path)
+            outcomes["read"] += 1
+        except DataError:
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 0 and sum(outcomes.values()) == 300
+
+
 def test_missing_vision_data_says_where_and_how(tmp_path):
     with pytest.raises(DataError, match="not under .*set download: true"):
         tasks.get("torchvision", dataset="fashionmnist", root=str(tmp_path))
     with pytest.raises(DataError, match="option 'dataset'"):
         tasks.get("torchvision", dataset="svhn", root=str(tmp_path))
+
+
+def test_fraction_close_to_one_keeps_every_class(tmp_path):
+    x, y = _xy((4,), n=1000, k=10)
+    task = tasks.get("npz", path=_save(tmp_path, x=x, y=y), fraction=0.995)
+    assert len(task.train) == 800 and len(np.unique(task.train.y.numpy())) == 10
+    assert len(tasks.get("digits", fraction=0.999).train) == 1149
+
+
+def test_label_problems_beyond_range(tmp_path):
+    x = np.zeros((10, 4))
+    with pytest.raises(DataError, match=r"none of \[1, 2, 3, 4\]"):
+        tasks.prepare("t", x, np.array([0, 5] * 5))  # a gap: labels must be 0..k-1
+    with pytest.raises(DataError, match="y is empty"):
+        tasks.prepare("t", np.zeros((3, 4)), np.array([]))
+    with pytest.raises(DataError, match="x is empty"):
+        tasks.prepare("t", np.zeros((0, 4)), np.array([]))
+    with pytest.raises(DataError, match="option 'num_classes'"):
+        tasks.prepare("t", x, np.arange(10) % 2, num_classes="2")
+    with pytest.raises(DataError, match="option 'seed'"):
+        tasks.prepare("t", x, np.arange(10) % 2, seed=-1)
+
+
+def test_damaged_files_give_data_errors(tmp_path):
+    single = tmp_path / "one.npz"
+    with open(single, "wb") as f:
+        np.save(f, np.zeros(3))  # an .npy payload under an .npz name
+    with pytest.raises(DataError, match="single array"):
+        tasks.get("npz", path=str(single))
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match="cannot be read"):
+        tasks.get("torchvision", dataset="mnist", root=str(tmp_path))
+    (raw / "train-images-idx3-ubyte.gz").unlink()
+    (raw / "train-images-idx3-ubyte").write_bytes(bytes([0, 0, 8, 3, 0, 0]))
+    with pytest.raises(DataError, match="not an idx file"):
+        tasks.get("torchvision", dataset="mnist", root=str(tmp_path))
+

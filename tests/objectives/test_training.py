@@ -1,5 +1,7 @@
 """Training: deterministic, resumable to the bit, and never raising for a failing network."""
 
+from unittest import mock
+
 import numpy as np
 import pytest
 import torch
@@ -64,10 +66,39 @@ def test_a_nan_loss_ends_the_training_with_a_reason(task, genome):
     assert outcome.failed and "loss became" in outcome.reason and outcome.state is None
 
 
-def test_an_exception_ends_the_training_with_a_reason(task):
+def test_an_exception_ends_the_training_with_a_reason(task, genome):
+    with mock.patch.object(Genome, "build", side_effect=RuntimeError("boom")):
+        outcome = train(genome, task, TrainConfig(epochs=1), until=1)
+    assert outcome.failed and outcome.reason == "RuntimeError: boom"
+
+
+def test_a_genome_that_does_not_fit_the_task_fails_with_both_shapes(task):
     wrong = spaces.get("chain", input_shape=(1, 64), num_outputs=3).sample(np.random.default_rng(0))
-    outcome = train(wrong, task, TrainConfig(epochs=1), until=1)  # images into a 1-D network
-    assert outcome.failed and "Error" in outcome.reason
+    outcome = train(wrong, task, TrainConfig(epochs=1), until=1)
+    assert outcome.failed and "(1, 64)" in outcome.reason and "(1, 8, 8)" in outcome.reason
+
+
+def test_weights_that_blow_up_after_the_last_finite_loss_fail_the_training(task):
+    space = spaces.get("multibranch", input_shape=task.input_shape, num_outputs=task.num_classes)
+    genome = space.sample(np.random.default_rng(0))  # its last step turns the weights to NaN
+    outcome = train(genome, task, TrainConfig(epochs=1, lr=1e12), until=1)
+    assert outcome.failed and "weights became NaN or infinite in epoch 1" in outcome.reason
+
+
+def test_a_failure_keeps_the_epochs_finished_before_it(task, genome):
+    config = TrainConfig(epochs=4, batch_size=32)
+    good = train(genome, task, config, until=2, seed=1)
+    exploding = TrainConfig(epochs=4, batch_size=32, lr=1e9, momentum=0.0, schedule="constant")
+    outcome = train(genome, task, exploding, until=4, seed=1, state=good.state)
+    assert outcome.failed and [e.epoch for e in outcome.curve] == [1, 2]
+
+
+def test_calls_no_candidate_could_satisfy_raise(task, genome):
+    config = TrainConfig(epochs=3)
+    with pytest.raises(ValueError, match=r"in \[0, training.epochs=3\]"):
+        train(genome, task, config, until=5)
+    with pytest.raises(ValueError, match="seed must be an int >= 0"):
+        train(genome, task, config, until=1, seed=-1)
 
 
 def test_a_time_out_ends_the_training_with_a_reason(task, genome):

@@ -23,7 +23,7 @@ def test_registry_lists_the_four_spaces():
 def test_unknown_space_and_option_are_refused_by_name():
     with pytest.raises(ValueError, match="unknown search space 'resnet'.*chain"):
         spaces.get("resnet", input_shape=(1, 8, 8), num_outputs=10)
-    with pytest.raises(ValueError, match="unknown option 'depth' for space 'chain'.*max_layers"):
+    with pytest.raises(ValueError, match="unknown option 'depth' for search space 'chain'.*max_layers"):
         spaces.get("chain", input_shape=(1, 8, 8), num_outputs=10, depth=3)
 
 
