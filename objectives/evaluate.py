@@ -39,7 +39,8 @@ def evaluate(genome: Genome, objectives: Sequence[Objective], *, task: Task | No
     Training happens only when an expensive measure is asked for: to ``epochs`` (default
     ``training.epochs``), continuing from ``state`` or starting from ``weights``/fresh ones.
     A failing candidate gives a FAILED record; a wrong call (a report-only objective among
-    ``objectives``, two objectives with one key, an unknown device) raises ``ValueError``.
+    ``objectives``, two objectives with one key, training objectives without a task or config,
+    epochs beyond the horizon, an unknown device) raises ``ValueError``.
     """
     if type(seed) is not int or seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
@@ -53,8 +54,11 @@ def evaluate(genome: Genome, objectives: Sequence[Objective], *, task: Task | No
         device = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"unknown device {device!r}: {exc}") from None
+    needs_training = any(o.cost == "expensive" for o in (*objectives, *report))
     until = None
-    if training is not None and any(o.cost == "expensive" for o in (*objectives, *report)):
+    if needs_training:
+        if task is None or training is None:
+            raise ValueError("objectives that need training need a task and a training config")
         until = training.epochs if epochs is None else epochs
         training.check_call(until=until, seed=seed, state=state)
     ctx = Context(genome, task, device, seed)
@@ -68,9 +72,7 @@ def evaluate(genome: Genome, objectives: Sequence[Objective], *, task: Task | No
             if obj.cost == "cheap":
                 where = obj.key
                 values[obj.key] = obj.measure(ctx)
-        if any(o.cost == "expensive" for o in (*objectives, *report)):
-            if task is None or training is None:
-                raise ValueError("training-based objectives need a task and a training config")
+        if needs_training:
             where = "training"
             outcome = train(genome, task, training, until=until, seed=seed, state=state,
                             weights=weights, device=device)
