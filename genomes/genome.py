@@ -232,6 +232,18 @@ class Genome:
         self._g.remove_edge(src, dst)
         self._renumber(dst)
 
+    def replace_input(self, dst: str, old: str, new: str) -> None:
+        """Feed ``dst`` from ``new`` instead of ``old``, at the same port (input order kept)."""
+        if not self._g.has_edge(old, dst):
+            raise GenomeError(f"has no input {old!r}", node=dst)
+        self._node_data(new)
+        if self._g.has_edge(new, dst):
+            raise GenomeError(f"already has input {new!r}", node=dst)
+        port = self._g[old][dst]["port"]
+        self._g.remove_edge(old, dst)
+        self._g.add_edge(new, dst, port=port)
+        self._touch()
+
     def remove(self, node: str) -> None:
         """Remove a node and its edges; its consumers' remaining inputs are renumbered."""
         succ = self.successors(node)
@@ -313,6 +325,16 @@ class Genome:
         """Each node's merged input shape and output shape; validates first."""
         self.validate()
         return dict(self._analyse()[1])
+
+    def node_shapes(self, node: str) -> tuple[Shape, Shape]:
+        """One node's (merged input, output) shape, inferred even while other parts of the graph
+        are unfinished (e.g. a new branch not yet connected); ``GenomeError`` if it cannot be."""
+        self._node_data(node)
+        problems, io = self._analyse()
+        if node not in io:
+            own = [p for p in problems if p.node == node]
+            raise GenomeError(own or [Problem(node, "its shape depends on a broken part of the graph")])
+        return io[node]
 
     def shapes(self) -> dict[str, Shape]:
         """The output shape of every node (without batch); validates first."""

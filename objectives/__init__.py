@@ -3,7 +3,7 @@ frozen evaluation records that the engine journals and the proposal operators re
 
 from . import tasks
 from .base import Context, Objective, ObjectiveError, get, names, require_selectable
-from .evaluate import Evaluation, evaluate
+from .evaluation import Evaluation, evaluate
 from .records import EpochStats, EvalState, EvaluationRecord
 from .tasks import DataError, Split, Task
 from .training import TrainConfig, TrainOutcome, TrainState, accuracy, inherit, train

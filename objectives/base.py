@@ -74,10 +74,10 @@ _REGISTRY = Registry("objective", {
     "latency": "objectives.cost:Latency",
     "latency_lut": "objectives.cost:LatencyLUT",
     "naswot": "objectives.zero_cost:NASWOT",
-    "val_accuracy": "objectives.accuracy:ValAccuracy",
-    "val_error": "objectives.accuracy:ValError",
-    "test_accuracy": "objectives.accuracy:TestAccuracy",
-    "train_time": "objectives.accuracy:TrainTime",
+    "val_accuracy": "objectives.trained:ValAccuracy",
+    "val_error": "objectives.trained:ValError",
+    "test_accuracy": "objectives.trained:TestAccuracy",
+    "train_time": "objectives.trained:TrainTime",
     "tabular": "objectives.tabular:Tabular",
 })
 

@@ -1,3 +1,32 @@
-"""Search-strategy pillar: morphisms, mutation, crossover, proposers (built in a later issue)."""
+"""Search-strategy pillar: operators that make children. Network morphisms keep the parent's
+function and inherit its trained weights (Lamarckian); mutation and crossover change the
+function and inherit what still fits. ``get(name)`` gives any operator by name."""
 
-__all__: list[str] = []
+from __future__ import annotations
+
+from genomes.registry import Registry
+
+from . import morphisms
+from .base import Child, NotApplicable, Operator, Provenance
+from .inheritance import inherit_partial
+
+__all__ = ["Child", "NotApplicable", "Operator", "Provenance", "get", "inherit_partial",
+           "morphisms", "names"]
+
+_OTHERS = Registry("operator", {
+    "mutate": "operators.mutation:Mutate",
+    "crossover": "operators.crossover:Crossover",
+})
+
+
+def names() -> list[str]:
+    """Every operator a config can name: the morphisms, then mutation and crossover."""
+    return morphisms.names() + _OTHERS.names()
+
+
+def get(name: str) -> Operator:
+    if name in morphisms.names():
+        return morphisms.get(name)
+    if name not in _OTHERS:
+        raise ValueError(f"unknown operator {name!r}; known: {names()}")
+    return _OTHERS.build(name)

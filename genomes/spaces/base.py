@@ -47,6 +47,7 @@ class SearchSpace(ABC):
     """
 
     name: ClassVar[str]
+    branching: ClassVar[bool] = True  # False: members are paths (no node has two inputs)
 
     def __init__(self, *, input_shape: Iterable[int], num_outputs: int,
                  max_nodes: int | None = None, max_params: int | None = None):

@@ -8,18 +8,26 @@ genome has the same architecture, written as a tuple of edge ops in the order of
 
 In the genome, an edge op is a short chain of nodes (``skip_connect`` is a plain edge) and each
 cell node is an ``identity`` node merging its inputs by ``add``. Node ids name their role
-(``c3_e0_2_1``: cell 3, edge 0->2, the chain's second node), but membership does not rely on
-them: ``contains`` reads the architecture back from the graph and compares the genome with a
-fresh encoding of it.
+(``c3_e0_2_1``: cell 3, edge 0->2, the chain's second node), but ``decode`` does not rely on
+them: it reads the architecture back from the graph and compares the genome with a fresh
+encoding of it.
+
+Sampling always gives such stacks of identical cells. Membership of ``cell`` is looser, so that
+network morphisms can grow a sampled network (LEMONADE-style) and stay in the space: a legal
+genome of cell-vocabulary ops that keeps the skeleton's stem (conv, batch norm) and head
+(global pooling, dense) and stays within the bounds (by default twice the largest sampled
+network). ``nb201`` is strict: only exact encodings of its 15,625 cells are members.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import numpy as np
 
 from ..genome import Genome, _normalized
 from .base import Bounds, SearchSpace, choices, require
-from .blocks import pick
+from .blocks import BODY_OPS, pick
 
 __all__ = ["CELL_OPS", "CellSpace"]
 
@@ -38,6 +46,7 @@ _SIGNATURES = {
     name: tuple((kind, p.get("kernel")) for kind, p in chain) for name, chain in CELL_OPS.items()
 }
 _MAX_CHAIN = max(len(c) for c in CELL_OPS.values())
+CELL_VOCABULARY = BODY_OPS | {"zero"}
 
 
 class _NoMatch(Exception):
@@ -48,6 +57,7 @@ class CellSpace(SearchSpace):
     """Cell-based networks: ``nodes`` cell nodes, one op from ``ops`` on every edge."""
 
     name = "cell"
+    strict: ClassVar[bool] = False  # True: only exact encodings are members (nb201)
 
     def __init__(self, *, input_shape, num_outputs, nodes: int = 4, ops=tuple(CELL_OPS),
                  channels: int = 16, cells_per_stage: int = 1, stages: int | None = None,
@@ -154,15 +164,34 @@ class CellSpace(SearchSpace):
         # Edges are independent, so the op heaviest on one edge is heaviest on all of them.
         if self._bounds is None:
             full = [self.encode([op] * len(self.edges())) for op in self.ops]
-            self._bounds = Bounds(max(len(g) for g in full), max(g.num_params() for g in full))
+            room = 1 if self.strict else 2  # room for morphisms to grow a sampled network
+            self._bounds = Bounds(room * max(len(g) for g in full),
+                                  room * max(g.num_params() for g in full))
         return self._bounds
 
     def _structure_problems(self, genome: Genome) -> list[str]:
         try:
             self.decode(genome)
+            return []
         except ValueError as exc:
-            return [str(exc)]
-        return []
+            if self.strict:
+                return [str(exc)]
+        return self._skeleton_problems(genome)
+
+    @staticmethod
+    def _skeleton_problems(genome: Genome) -> list[str]:
+        """What a grown cell genome must keep: the cell vocabulary, the stem and the head."""
+        out = [f"node {n!r}: op {genome.op(n)!r} is not a cell-space op"
+               for n in genome if genome.op(n) not in CELL_VOCABULARY]
+        stem = genome.successors(genome.input_node)
+        if len(stem) != 1 or genome.op(stem[0]) != "conv" or [
+                genome.op(s) for s in genome.successors(stem[0])] != ["batchnorm"]:
+            out.append("the stem (input -> conv -> batch norm) is gone")
+        head = genome.inputs(genome.output_node)
+        if len(head) != 1 or genome.op(head[0]) != "dense" or [
+                genome.op(p) for p in genome.inputs(head[0])] != ["globalpool"]:
+            out.append("the head (global pooling -> dense -> output) is gone")
+        return out
 
     # ---------------------------------------------------------------- internals
     def _most_stages(self) -> int:

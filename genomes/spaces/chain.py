@@ -23,6 +23,7 @@ class ChainSpace(SearchSpace):
     """
 
     name = "chain"
+    branching = False
 
     def __init__(self, *, input_shape, num_outputs, min_layers: int = 1, max_layers: int = 5,
                  channels=(8, 16, 32, 64), kernels=(1, 3, 5), ops=("conv", "sepconv"),

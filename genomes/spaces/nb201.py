@@ -24,6 +24,7 @@ class NB201Space(CellSpace):
     """NAS-Bench-201's cells in its fixed skeleton; only the input shape and classes vary."""
 
     name = "nb201"
+    strict = True
 
     def __init__(self, *, input_shape=(3, 32, 32), num_outputs: int = 10,
                  max_nodes: int | None = None, max_params: int | None = None):

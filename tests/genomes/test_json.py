@@ -117,3 +117,16 @@ def test_format_must_be_the_integer_1(tiny):
     for bad in (True, 1.0, "1"):
         with pytest.raises(GenomeError, match="unsupported genome format"):
             Genome.from_dict({**tiny.to_dict(), "format": bad})
+
+
+def test_replace_input_keeps_the_port(tiny):
+    g = Genome((1, 6, 6), 3)
+    x = g.add("input", id="input")
+    a = g.add("conv", [x], channels=2, kernel=1)
+    b = g.add("conv", [x], channels=2, kernel=1)
+    c = g.add("conv", [x], channels=2, kernel=1)
+    m = g.add("identity", [a, b], merge="concat")
+    g.replace_input(m, a, c)
+    assert g.inputs(m) == [c, b]
+    with pytest.raises(GenomeError, match="has no input"):
+        g.replace_input(m, a, c)

@@ -262,3 +262,13 @@ def test_latency_lut_survives_concurrent_writers_and_a_corrupt_table(tmp_path):
     table.write_text("{ not json")
     with pytest.warns(RuntimeWarning, match="unreadable"):
         assert lut.measure(Context(genomes[0])) > 0
+
+
+def test_loading_every_objective_leaves_the_package_functions_in_place():
+    """A submodule named like a package-level function would replace it once imported."""
+    import importlib
+
+    for name in O.names():
+        module, _, _ = O.base._REGISTRY._entries[name].partition(":")
+        importlib.import_module(module)
+    assert callable(O.accuracy) and callable(O.train) and callable(O.evaluate)

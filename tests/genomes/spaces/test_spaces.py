@@ -130,17 +130,38 @@ def test_cell_space_reads_back_its_architecture_even_after_relabelling():
     assert space.decode(relabelled) == arch and space.contains(relabelled)
 
 
-def test_cell_space_rejects_cells_that_differ_or_extra_nodes():
+def test_decode_refuses_cells_that_differ_or_extra_nodes():
     space = _space("cell", cells_per_stage=2)
     genome = space.encode(["nor_conv_3x3"] * 6)
     odd = genome.copy()
     odd.set_params("c1_e0_1_1", kernel=1)  # cell 1's first edge becomes a 1x1 conv
-    assert not space.contains(odd)
     extra = genome.copy()
     extra.add("identity", ["c0_n3", "c0_n2"], merge="add")
-    assert not space.contains(extra)
-    with pytest.raises(ValueError, match="not a genome of the cell space"):
-        space.decode(extra)
+    for grown in (odd, extra):
+        with pytest.raises(ValueError, match="not a genome of the cell space"):
+            space.decode(grown)
+
+
+def test_grown_cell_genomes_stay_in_the_cell_space_but_not_in_nb201():
+    cell = _space("cell", cells_per_stage=2)
+    genome = cell.encode(["nor_conv_3x3"] * 6)
+    grown = genome.copy()
+    grown.set_params("c0_e0_1_1", kernel=1)  # cells no longer alike: decode refuses it
+    grown.add("identity", ["c0_n3", "c0_n2"], merge="add")
+    grown.replace_input("c1_e0_1_0", "c0_n3", grown.nodes[-1])
+    assert grown.problems() == [] and cell.contains(grown)
+    headless = genome.copy()
+    dense = headless.inputs(headless.output_node)[0]
+    headless.replace_input(dense, headless.inputs(dense)[0], "c1_n3")
+    headless.remove("head_pool")
+    assert not cell.contains(headless) and "head" in " ".join(cell.why_not(headless))
+    nb201 = spaces.get("nb201", input_shape=(3, 32, 32), num_outputs=10)
+    member = nb201.encode(["nor_conv_3x3"] * 6)
+    changed = member.copy()
+    changed.set_params("c1_e0_1_1", kernel=1)
+    assert nb201.contains(member) and not nb201.contains(changed)
+    assert cell.bounds.max_params == 2 * max(
+        cell.encode([op] * 6).num_params() for op in cell.ops)
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -1,0 +1,117 @@
+"""What every operator shares: the child it returns, its provenance, and the template that picks
+a site, works on copies (parents stay untouched) and keeps only legal children."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from genomes import Genome, GenomeError
+from genomes.spaces import SearchSpace
+from genomes.spaces.base import check_rng
+
+__all__ = ["Child", "NotApplicable", "Operator", "Provenance", "Skip", "StateDict", "copy_state"]
+
+StateDict = dict[str, torch.Tensor]
+
+
+class NotApplicable(Exception):
+    """The genome has no site where this operator can make a legal child."""
+
+
+class Skip(Exception):
+    """This site does not work (raised inside an operator; the template tries the next one)."""
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Who made a child: the operator, its parents (canonical hashes), the site (the parent's
+    node ids where it acted), what it did there, and whether the child computes exactly its
+    parent's function (before any training)."""
+
+    operator: str
+    parents: tuple[str, ...]
+    site: tuple[str, ...]
+    detail: str
+    exact: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"operator": self.operator, "parents": list(self.parents), "site": list(self.site),
+                "detail": self.detail, "exact": self.exact}
+
+
+@dataclass(frozen=True)
+class Child:
+    """A new genome, its initial weights (keyed like ``genome.build().state_dict()``), and its
+    provenance. Unpacks as ``genome, state_dict = child``."""
+
+    genome: Genome
+    state_dict: StateDict
+    provenance: Provenance
+
+    def __iter__(self) -> Iterator[Any]:
+        yield self.genome
+        yield self.state_dict
+
+
+def copy_state(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
+    return {k: v.detach().clone() for k, v in state_dict.items()}
+
+
+class Operator:
+    """An operator makes one child from ``arity`` parents.
+
+    ``propose`` is the public template (pymoo's ``do``/``_do``): it checks the parents, tries the
+    operator's sites in an order drawn from ``rng`` on copies of the parents, and returns the
+    first child that is a legal genome inside ``space`` (when given). Subclasses implement
+    ``_sites`` (every place the operator could act, in a fixed order) and ``_make`` (build the
+    child at one site and describe it, or raise ``Skip``); ``_make`` may return
+    ``(site node ids, description)`` where the site is not simply its site argument.
+    """
+
+    name: ClassVar[str]
+    exact: ClassVar[bool] = False
+    arity: ClassVar[int] = 1
+    branching: ClassVar[bool] = False  # True: every child has a node with two inputs
+
+    def propose(self, parents: Sequence[tuple[Genome, Mapping[str, torch.Tensor]]],
+                rng: np.random.Generator, *, space: SearchSpace | None = None) -> Child:
+        check_rng(rng)
+        if len(parents) != self.arity:
+            raise ValueError(f"{self.name} takes {self.arity} parent(s), got {len(parents)}")
+        for genome, _ in parents:
+            genome.validate()
+        if self.branching and space is not None and not space.branching:
+            raise NotApplicable(f"{self.name}: the {space.name} space has no branches")
+        sites = self._sites(parents)
+        for k in rng.permutation(len(sites)):
+            site = sites[int(k)]
+            genome = parents[0][0].copy()
+            state = copy_state(parents[0][1])
+            try:
+                where = self._make(genome, state, site, parents, rng)
+            except (Skip, GenomeError):  # this site does not give a legal genome
+                continue
+            if genome.problems() or (space is not None and not space.contains(genome)):
+                continue
+            hashes = tuple(g.canonical_hash() for g, _ in parents)
+            if isinstance(where, tuple):  # the operator names its site nodes itself
+                nodes, where = where
+            else:
+                nodes = tuple(x for x in (site if isinstance(site, tuple) else (site,))
+                              if isinstance(x, str) and x in parents[0][0])
+            return Child(genome, state, Provenance(self.name, hashes, tuple(nodes), where, self.exact))
+        raise NotApplicable(f"{self.name}: no site gives a legal child"
+                            + (f" of the {space.name} space" if space is not None else ""))
+
+    def _sites(self, parents) -> list:
+        raise NotImplementedError
+
+    def _make(self, genome: Genome, state: StateDict, site, parents, rng: np.random.Generator) -> str:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
