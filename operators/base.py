@@ -69,13 +69,17 @@ class Operator:
     first child that is a legal genome inside ``space`` (when given). Subclasses implement
     ``_sites`` (every place the operator could act, in a fixed order) and ``_make`` (build the
     child at one site and describe it, or raise ``Skip``); ``_make`` may return
-    ``(site node ids, description)`` where the site is not simply its site argument.
+    ``(site node ids, description)`` where the site is not simply its site argument. At most
+    ``max_tries`` sites are tried, so a large genome with few legal sites gives up in bounded
+    time.
     """
 
     name: ClassVar[str]
     exact: ClassVar[bool] = False
     arity: ClassVar[int] = 1
     branching: ClassVar[bool] = False  # True: every child has a node with two inputs
+    adds_nodes: ClassVar[int] = 0  # the fewest nodes a child has beyond its first parent
+    max_tries: ClassVar[int] = 100  # sites tried before giving up (they are drawn at random)
 
     def propose(self, parents: Sequence[tuple[Genome, Mapping[str, torch.Tensor]]],
                 rng: np.random.Generator, *, space: SearchSpace | None = None) -> Child:
@@ -84,15 +88,15 @@ class Operator:
             raise ValueError(f"{self.name} takes {self.arity} parent(s), got {len(parents)}")
         for genome, _ in parents:
             genome.validate()
-        if self.branching and space is not None and not space.branching:
-            raise NotApplicable(f"{self.name}: the {space.name} space has no branches")
+        if space is not None:
+            self._check_room(parents[0][0], space)
         sites = self._sites(parents)
-        for k in rng.permutation(len(sites)):
+        for k in rng.permutation(len(sites))[: self.max_tries]:
             site = sites[int(k)]
             genome = parents[0][0].copy()
             state = copy_state(parents[0][1])
             try:
-                where = self._make(genome, state, site, parents, rng)
+                where = self._make(genome, state, site, parents, rng, space)
             except (Skip, GenomeError):  # this site does not give a legal genome
                 continue
             if genome.problems() or (space is not None and not space.contains(genome)):
@@ -107,10 +111,22 @@ class Operator:
         raise NotApplicable(f"{self.name}: no site gives a legal child"
                             + (f" of the {space.name} space" if space is not None else ""))
 
+    def _check_room(self, genome: Genome, space: SearchSpace) -> None:
+        """Give up at once where no site can work, instead of trying them all."""
+        if not space.editable:
+            raise NotApplicable(f"{self.name}: the {space.name} space is fixed; its genomes do not "
+                                f"change layer by layer")
+        if self.branching and not space.branching:
+            raise NotApplicable(f"{self.name}: the {space.name} space has no branches")
+        if len(genome) + self.adds_nodes > space.bounds.max_nodes:
+            raise NotApplicable(f"{self.name}: the genome has no room for more nodes "
+                                f"(max_nodes={space.bounds.max_nodes})")
+
     def _sites(self, parents) -> list:
         raise NotImplementedError
 
-    def _make(self, genome: Genome, state: StateDict, site, parents, rng: np.random.Generator) -> str:
+    def _make(self, genome: Genome, state: StateDict, site, parents, rng: np.random.Generator,
+              space: SearchSpace | None):
         raise NotImplementedError
 
     def __repr__(self) -> str:

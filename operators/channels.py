@@ -139,20 +139,35 @@ def _propagate(genome: Genome, shapes, sources: dict[str, Map]):
 
 
 def _sources_behind(genome: Genome, node: str) -> list[str]:
-    """The source layers whose channels reach ``node`` through channel-keeping layers only."""
-    op = genome.op(node)
-    if op in SOURCES:
-        return [node]
-    if op in KEEP_CHANNELS and genome.node(node).merge != "concat":
-        return [s for p in genome.inputs(node) for s in _sources_behind(genome, p)]
-    raise Conflict(f"cannot remap the channels made by {node} ({op})")
+    """The source layers whose channels reach ``node`` through channel-keeping layers only
+    (each node visited once, so diamonds of add merges stay linear)."""
+    found, seen, todo = [], set(), [node]
+    while todo:
+        n = todo.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        op = genome.op(n)
+        if op in SOURCES:
+            found.append(n)
+        elif op in KEEP_CHANNELS and genome.node(n).merge != "concat":
+            todo.extend(genome.inputs(n))
+        else:
+            raise Conflict(f"cannot remap the channels made by {n} ({op})")
+    return sorted(found)
 
 
 def _fractions(mapping: Map, rng: np.random.Generator, split: str) -> np.ndarray:
     """Per new channel: its share of the old channel it copies (shares of one channel sum to 1)."""
     out = np.zeros(len(mapping))
-    for old in {m for m in mapping if m is not None}:
-        where = [j for j, m in enumerate(mapping) if m == old]
+    copies: dict[int, list[int]] = {}
+    for j, m in enumerate(mapping):  # one pass: flatten maps hold C*H*W entries
+        if m is not None:
+            copies.setdefault(m, []).append(j)
+    for where in copies.values():
+        if len(where) == 1:
+            out[where[0]] = 1.0
+            continue
         shares = np.full(len(where), 1.0) if split == "equal" else rng.uniform(0.5, 1.5, len(where))
         out[where] = shares / shares.sum()
     return out

@@ -25,7 +25,7 @@ class Crossover(Operator):
             raise NotApplicable("crossover: the parents share no layer with different parameters")
         return [(attempt,) for attempt in range(ATTEMPTS)]
 
-    def _make(self, genome, state, site, parents, rng):
+    def _make(self, genome, state, site, parents, rng, space):
         (a, a_state), (b, b_state) = parents
         taken = []
         for n in a.topological_order():

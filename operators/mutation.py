@@ -34,7 +34,7 @@ class Mutate(Operator):
                 sites.append((n, "op"))
         return sites
 
-    def _make(self, genome, state, site, parents, rng):
+    def _make(self, genome, state, site, parents, rng, space):
         node, what = site
         params = genome.params(node)
         if what == "op":

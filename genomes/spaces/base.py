@@ -48,6 +48,7 @@ class SearchSpace(ABC):
 
     name: ClassVar[str]
     branching: ClassVar[bool] = True  # False: members are paths (no node has two inputs)
+    editable: ClassVar[bool] = True  # False: a fixed benchmark space that operators cannot edit
 
     def __init__(self, *, input_shape: Iterable[int], num_outputs: int,
                  max_nodes: int | None = None, max_params: int | None = None):

@@ -25,6 +25,7 @@ class NB201Space(CellSpace):
 
     name = "nb201"
     strict = True
+    editable = False  # its members are exactly 15,625 encodings; layer edits never land on one
 
     def __init__(self, *, input_shape=(3, 32, 32), num_outputs: int = 10,
                  max_nodes: int | None = None, max_params: int | None = None):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from ..base import Operator
+from ..base import Operator, Skip
 from ..channels import SOURCES, remap, tied_sources, width
 
 __all__ = ["RemoveLayer", "ReplaceOp", "Shrink"]
@@ -29,7 +29,7 @@ class RemoveLayer(Operator):
                 if g.op(n) not in ("input", "output") and len(g.inputs(n)) == 1
                 and io[n][0] == io[n][1]]
 
-    def _make(self, genome, state, site, parents, rng):
+    def _make(self, genome, state, site, parents, rng, space):
         before = genome.inputs(site)[0]
         folded = genome.op(site) == "batchnorm" and genome.op(before) in SOURCES \
             and genome.successors(before) == [site]
@@ -64,11 +64,14 @@ class Shrink(Operator):
         g = parents[0][0]
         return [n for n in g.topological_order() if g.op(n) in SOURCES and width(g, n) >= 2]
 
-    def _make(self, genome, state, site, parents, rng):
+    def _make(self, genome, state, site, parents, rng, space):
         old = width(genome, site)
         drop = max(1, int(round(old * rng.uniform(0.1, 0.25))))
         importance = torch.zeros(old, dtype=torch.float64)
-        for source in tied_sources(genome, site):
+        tied = tied_sources(genome, site)
+        if any(width(genome, t) != old for t in tied):  # e.g. tied through a flatten
+            raise Skip("layers tied to this one have other widths")
+        for source in tied:
             key = f"{source}.pointwise.weight" if genome.op(source) == "sepconv" else f"{source}.weight"
             importance += state[key].detach().abs().flatten(1).sum(1).double()
         keep = sorted(int(i) for i in torch.argsort(importance, descending=True)[: old - drop])
@@ -91,7 +94,7 @@ class ReplaceOp(Operator):
                 if g.op(n) == "conv" and g.params(n)["groups"] == 1 and g.params(n)["kernel"] > 1
                 and io[n][0][0] >= self.min_channels]
 
-    def _make(self, genome, state, site, parents, rng):
+    def _make(self, genome, state, site, parents, rng, space):
         params = genome.params(site)
         genome.set_op(site, "sepconv", **{k: params[k] for k in
                                           ("channels", "kernel", "stride", "dilation", "padding", "bias")})

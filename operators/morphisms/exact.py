@@ -68,18 +68,24 @@ class Deepen(Operator):
     the genome uses batch norm, and a ReLU where the input is non-negative (so it is the
     identity too)."""
 
-    name, exact = "deepen", True
+    name, exact, adds_nodes = "deepen", True, 1
+    max_units = 4096  # without a space to bound it, no identity dense layer beyond 4096^2 weights
 
     def _sites(self, parents):
         g = parents[0][0]
         return [(u, v) for v in g.topological_order() for u in g.inputs(v)]
 
-    def _make(self, genome, state, site, parents, rng):
+    def _make(self, genome, state, site, parents, rng, space):
         u, v = site
         shape = genome.io_shapes()[u][1]
         dtype = dtype_of(state)
         bn = _uses(genome, "batchnorm")
         channels = shape[0]
+        weights = channels * channels * (9 if len(shape) > 1 else 1)  # at most, before allocating
+        if space is not None and genome.num_params() + weights > space.bounds.max_params:
+            raise Skip("no room for the new layer's parameters")
+        if len(shape) == 1 and channels > self.max_units:
+            raise Skip("an identity dense layer this wide would be huge")
         if len(shape) > 1:
             kernels = [k for k in (1, 3, 5) if k <= min(shape[1:])]
             kernel = kernels[int(rng.integers(len(kernels)))]
@@ -117,7 +123,7 @@ class Widen(Operator):
         g = parents[0][0]
         return [n for n in g.topological_order() if g.op(n) in SOURCES]
 
-    def _make(self, genome, state, site, parents, rng):
+    def _make(self, genome, state, site, parents, rng, space):
         old = width(genome, site)
         new = old + max(1, int(round(old * rng.uniform(0.25, 1.0))))
         mapping = list(range(old)) + [int(c) for c in rng.integers(old, size=new - old)]
@@ -130,7 +136,7 @@ class AddSkip(Operator):
     """A new branch from an earlier node into a later one: merged by ``add`` with its last layer
     zero-initialised, or by ``concat`` with the consumer's weights for the new channels zeroed."""
 
-    name, exact, branching = "add_skip", True, True
+    name, exact, branching, adds_nodes = "add_skip", True, True, 1
 
     def _sites(self, parents):
         g = parents[0][0]
@@ -150,7 +156,7 @@ class AddSkip(Operator):
                     sites.append((a, b, "concat"))
         return sites
 
-    def _make(self, genome, state, site, parents, rng):
+    def _make(self, genome, state, site, parents, rng, space):
         a, b, merge = site
         io = genome.io_shapes()  # the parent's shapes, before the branch exists
         source, target = io[a][1], io[b][0]
@@ -169,14 +175,14 @@ class AddSkip(Operator):
         genome.connect(end, b)
         if merge == "concat":
             remap(genome, state, {end: [None] * channels}, rng, fresh=layers, shapes=io)
-        return f"{merge} skip {a} -> {b} via {' + '.join(genome.op(n) for n in layers)}"
+        return (a, b), f"{merge} skip {a} -> {b} via {' + '.join(genome.op(n) for n in layers)}"
 
     @staticmethod
     def _branch(genome: Genome, a: str, source, target, channels: int):
         """Layers from ``a`` to something shaped like ``target`` (with ``channels`` channels)."""
         if len(source) > 1 and len(target) > 1:
-            ratios = {s // t for s, t in zip(source[1:], target[1:])}
-            if len(ratios) != 1 or 0 in ratios:
+            ratios = {-(-s // t) for s, t in zip(source[1:], target[1:])}  # ceil: 9 -> 5 is /2
+            if len(ratios) != 1:
                 raise Skip("no integer stride matches the shapes")
             stride = ratios.pop()
             if any((s - 1) // stride + 1 != t for s, t in zip(source[1:], target[1:])):
@@ -213,7 +219,7 @@ class WidenKernel(Operator):
         g = parents[0][0]
         return [n for n in g.topological_order() if g.op(n) in ("conv", "sepconv")]
 
-    def _make(self, genome, state, site, parents, rng):
+    def _make(self, genome, state, site, parents, rng, space):
         params = genome.params(site)
         k, pad = params["kernel"], params["padding"]
         genome.set_params(site, kernel=k + 2,
@@ -232,14 +238,14 @@ class InsertBranch(Operator):
     copies share its outgoing weights in random proportions (which sum to one), so the sum is
     the original layer and the two branches can drift apart in training."""
 
-    name, exact, branching = "insert_branch", True, True
+    name, exact, branching, adds_nodes = "insert_branch", True, True, 2
 
     def _sites(self, parents):
         g = parents[0][0]
         return [n for n in g.topological_order() if g.op(n) in SOURCES
                 and not (g.op(n) == "conv" and g.params(n)["groups"] != 1)]
 
-    def _make(self, genome, state, site, parents, rng):
+    def _make(self, genome, state, site, parents, rng, space):
         node = genome.node(site)
         twin = genome.add(node.op, node.inputs, merge=node.merge, **node.params)
         consumers = genome.successors(site)
