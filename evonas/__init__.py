@@ -1,10 +1,33 @@
-"""evonas: evolutionary multi-objective neural architecture search — the engine package."""
+"""evonas: evolutionary multi-objective neural architecture search — the engine package.
+
+``evonas.run(config)`` runs an evolution from a config (a path, a mapping, or a ``RunConfig``)
+and returns its result: the front, the population and every individual.
+"""
+
+from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
 
 try:
     __version__ = version("evonas")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "run"]
+
+
+def run(config: Any = None, *, run_dir: str | Path | None = None, overrides=(), force: bool = False,
+        quiet: bool = True):
+    """Run an evolution (``config``: a YAML path, a mapping, a ``RunConfig``, or None for the
+    quick start) and return a ``RunResult``; writes ``run_dir`` when given."""
+    from .config import RunConfig, apply_overrides, load, parse
+    from .engine import run as _run
+    from .progress import Progress
+
+    if config is None or isinstance(config, (str, Path)):
+        config = load(config, overrides)
+    elif not isinstance(config, RunConfig):
+        config = parse(apply_overrides(dict(config), overrides))
+    return _run(config, run_dir=run_dir, force=force, progress=Progress(quiet=quiet))

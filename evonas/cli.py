@@ -102,5 +102,102 @@ def _warm_up() -> None:
         net(torch.zeros((2, *DIGITS_SHAPE)))
 
 
+def _config_or_exit(path: str | None, overrides: tuple[str, ...]):
+    from .config import ConfigError, load
+    from .engine import resolve
+
+    try:
+        config = load(path, overrides)
+        return config, resolve(config)
+    except ConfigError as exc:
+        source = path or "the built-in quick start"
+        click.echo(f"error: {source} is not a valid run config:", err=True)
+        for where, message in exc.issues:
+            click.echo(f"  {where}: {message}", err=True)
+        sys.exit(2)
+
+
+@main.command("run")
+@click.argument("config", required=False, type=click.Path(dir_okay=False))
+@click.option("--run-dir", type=click.Path(file_okay=False),
+              help="Where to write the run [default: runs/out/<name>].")
+@click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
+              help="Override a config key, e.g. --set search.population=32 (repeatable).")
+@click.option("--force", is_flag=True, help="Replace a run already in the run directory.")
+@click.option("--quiet", is_flag=True, help="No progress display.")
+def run_command(config: str | None, run_dir: str | None, overrides: tuple[str, ...], force: bool,
+                quiet: bool) -> None:
+    """Run an evolution (no CONFIG: the built-in quick start on digits)."""
+    from pathlib import Path
+
+    from .engine import run
+    from .progress import Progress
+    from .rundir import RunDirError
+
+    cfg, _ = _config_or_exit(config, overrides)
+    target = Path(run_dir) if run_dir else Path("runs") / "out" / cfg.name
+    progress = Progress(quiet=quiet)
+    progress.log(f"evonas {__version__}: run {cfg.name!r} -> {target}")
+    try:
+        result = run(cfg, run_dir=target, force=force, progress=progress)
+    except RunDirError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except RuntimeError as exc:
+        click.echo(f"error: the run failed: {exc}", err=True)
+        sys.exit(1)
+    _print_front(result)
+    if result.stopped:
+        click.echo(f"stopped early; what was done is in {target}", err=True)
+        sys.exit(130)
+
+
+def _print_front(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    keys = [o.name if o.name != "tabular" else o.model_extra["value_column"]
+            for o in result.config.objectives]
+    table = Table(title=f"Pareto front: {len(result.front)} networks "
+                        f"({len(result.individuals)} evaluated)")
+    extra_params = "params" not in keys
+    for col in ("id", "gen", "operator", *keys, *(["val acc"] if "val_error" in keys else []),
+                "test acc", *(["params"] if extra_params else [])):
+        table.add_column(col, justify="left" if col == "operator" else "right")
+    for ind in result.front:
+        values = [_number(ind.record.objectives[k]) for k in keys]
+        if "val_error" in keys:
+            values.append(f"{1 - ind.record.objectives['val_error']:.4f}")
+        test = ind.record.reported.get("test_accuracy")
+        values.append("-" if test is None else f"{test:.4f}")
+        if extra_params:
+            values.append(f"{ind.genome.num_params():,}")
+        table.add_row(str(ind.id), str(ind.generation), ind.operator, *values)
+    Console().print(table)
+    if result.run_dir is not None:
+        Console().print(f"run directory: {result.run_dir}")
+
+
+def _number(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() and abs(value) >= 1000 else f"{value:.4g}"
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
+              help="Override a config key (repeatable).")
+def validate(config: str, overrides: tuple[str, ...]) -> None:
+    """Check a config (loading its task) and print the resolved form."""
+    import yaml
+
+    cfg, resolved = _config_or_exit(config, overrides)
+    click.echo(yaml.safe_dump(cfg.to_dict(), sort_keys=False), nl=False)
+    task = resolved.task
+    click.echo(f"# task {cfg.task.dataset}: input {task.input_shape}, {task.num_classes} classes, "
+               f"{len(task.train)} train / {len(task.val)} validation / "
+               f"{len(task.test) if task.test is not None else 0} test samples")
+    click.echo(f"# space {cfg.space.kind}: bounds {resolved.space.bounds}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -30,7 +30,7 @@ class Registry:
         module, attribute = self._entries[name].split(":")
         return getattr(importlib.import_module(module), attribute)
 
-    def build(self, name: str, **options: Any) -> Any:
+    def build(self, name: str, /, **options: Any) -> Any:
         """Load ``name`` and call it with ``options``, naming any unknown or missing option."""
         return build_with_options(self.kind, name, self.load(name), options, error=self._error)
 

@@ -89,7 +89,7 @@ def names(*, selectable: bool | None = None) -> list[str]:
         n for n in every if _REGISTRY.load(n).selectable == selectable]
 
 
-def get(name: str, **options: Any) -> Objective:
+def get(name: str, /, **options: Any) -> Objective:
     """Build the objective ``name`` with its options; ``ValueError`` names a bad option."""
     return _REGISTRY.build(name, **options)
 

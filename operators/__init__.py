@@ -1,6 +1,8 @@
 """Search-strategy pillar: operators that make children. Network morphisms keep the parent's
 function and inherit its trained weights (Lamarckian); mutation and crossover change the
-function and inherit what still fits. ``get(name)`` gives any operator by name."""
+function and inherit what still fits; ``random`` samples the space afresh. ``get(name)`` gives
+any operator by name. Every operator has ``tell`` (learn from finished evaluations) and
+``state``/``load_state``, which learning proposers use."""
 
 from __future__ import annotations
 
@@ -16,11 +18,12 @@ __all__ = ["Child", "NotApplicable", "Operator", "Provenance", "get", "inherit_p
 _OTHERS = Registry("operator", {
     "mutate": "operators.mutation:Mutate",
     "crossover": "operators.crossover:Crossover",
+    "random": "operators.sampling:RandomSample",
 })
 
 
 def names() -> list[str]:
-    """Every operator a config can name: the morphisms, then mutation and crossover."""
+    """Every operator a config can name: the morphisms, then mutation, crossover, random."""
     return morphisms.names() + _OTHERS.names()
 
 

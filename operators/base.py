@@ -64,6 +64,10 @@ def copy_state(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
 class Operator:
     """An operator makes one child from ``arity`` parents.
 
+    Operators with ``arity`` 0 (``random``) draw from the space instead (``_fresh``).
+    ``tell``/``state``/``load_state`` carry what learning proposers need; plain operators keep
+    no state.
+
     ``propose`` is the public template (pymoo's ``do``/``_do``): it checks the parents, tries the
     operator's sites in an order drawn from ``rng`` on copies of the parents, and returns the
     first child that is a legal genome inside ``space`` (when given). Subclasses implement
@@ -86,6 +90,11 @@ class Operator:
         check_rng(rng)
         if len(parents) != self.arity:
             raise ValueError(f"{self.name} takes {self.arity} parent(s), got {len(parents)}")
+        if self.arity == 0:
+            if space is None:
+                raise ValueError(f"{self.name} proposes from a space; pass space=")
+            genome, state, where = self._fresh(space, rng)
+            return Child(genome, state, Provenance(self.name, (), (), where, False))
         for genome, _ in parents:
             genome.validate()
         if space is not None:
@@ -110,6 +119,24 @@ class Operator:
             return Child(genome, state, Provenance(self.name, hashes, tuple(nodes), where, self.exact))
         raise NotApplicable(f"{self.name}: no site gives a legal child"
                             + (f" of the {space.name} space" if space is not None else ""))
+
+    # ---------------------------------------------------------------- learning from results
+    def tell(self, results: Sequence[tuple[Genome, Any]]) -> None:
+        """Learn from finished evaluations: (genome, ``objectives.EvaluationRecord``) pairs.
+
+        The engine calls it after every generation. Plain operators ignore it; learning
+        proposers (reinforcement learning, Bayesian optimisation) update their model here.
+        """
+
+    def state(self) -> dict[str, Any]:
+        """What a stateful operator must keep across a restart, as plain JSON data."""
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``state()`` returned."""
+
+    def _fresh(self, space: SearchSpace, rng: np.random.Generator):
+        raise NotImplementedError
 
     def _check_room(self, genome: Genome, space: SearchSpace) -> None:
         """Give up at once where no site can work, instead of trying them all."""

@@ -30,6 +30,7 @@ def space_class(name: str) -> type[SearchSpace]:
     return _REGISTRY.load(name)
 
 
-def get(name: str, *, input_shape: Iterable[int], num_outputs: int, **options: Any) -> SearchSpace:
+def get(name: str, /, *, input_shape: Iterable[int], num_outputs: int,
+        **options: Any) -> SearchSpace:
     """Build the space ``name`` for an input shape and output count, with its options."""
     return _REGISTRY.build(name, input_shape=input_shape, num_outputs=num_outputs, **options)

@@ -24,6 +24,6 @@ def names() -> list[str]:
     return _REGISTRY.names()
 
 
-def get(name: str, **options: Any) -> Task:
+def get(name: str, /, **options: Any) -> Task:
     """Load and check the task ``name``; ``DataError`` names the option, file or split at fault."""
     return _REGISTRY.build(name, **options)

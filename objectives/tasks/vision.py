@@ -28,12 +28,15 @@ DATASETS = {
 }
 
 
-def torchvision_task(*, dataset: str, root: str, download: bool = False, seed: int = 0,
+def torchvision_task(*, name: str, root: str, download: bool = False, seed: int = 0,
                      val_fraction: float = 0.1, fraction: float = 1.0,
                      standardize: bool = True) -> Task:
-    key = dataset.lower().replace("-", "").replace("_", "")
+    """``name`` is mnist, fashionmnist, cifar10 or cifar100 (a run config says
+    ``task: {dataset: torchvision, name: cifar10, root: ~/data}``)."""
+    key = str(name).lower().replace("-", "").replace("_", "")
     if key not in DATASETS:
-        raise DataError(f"option 'dataset' must be one of {list(DATASETS)}, got {dataset!r}")
+        raise DataError(f"option 'name' must be one of {list(DATASETS)}, got {name!r}")
+    dataset = name
     base = Path(root).expanduser()
     reader = _read_cifar if key.startswith("cifar") else _read_idx
     try:

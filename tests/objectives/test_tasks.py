@@ -151,7 +151,7 @@ def test_mnist_files_are_read_without_torchvision(tmp_path):
     for prefix, n in (("train", 50), ("t10k", 20)):
         (raw / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx(rng.integers(0, 255, (n, 28, 28)))))
         (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(_idx(np.arange(n) % 10))
-    task = tasks.get("torchvision", dataset="MNIST", root=str(tmp_path), val_fraction=0.2)
+    task = tasks.get("torchvision", name="MNIST", root=str(tmp_path), val_fraction=0.2)
     assert task.input_shape == (1, 28, 28) and task.num_classes == 10
     assert len(task.train) == 40 and len(task.val) == 10 and len(task.test) == 20
 
@@ -169,7 +169,7 @@ def test_cifar_batches_are_read_through_an_array_only_unpickler(tmp_path):
     for i in range(1, 6):
         _cifar_batch(folder / f"data_batch_{i}", 20, rng)
     _cifar_batch(folder / "test_batch", 20, rng)
-    task = tasks.get("torchvision", dataset="cifar10", root=str(tmp_path))
+    task = tasks.get("torchvision", name="cifar10", root=str(tmp_path))
     assert task.input_shape == (3, 32, 32) and len(task.test) == 20 and len(task.train) == 90
 
 
@@ -185,7 +185,7 @@ def test_a_planted_pickle_payload_is_refused_and_never_runs(tmp_path, monkeypatc
     for name in ("train", "test"):
         (folder / name).write_bytes(pickle.dumps({b"data": _Payload(), b"fine_labels": [0, 1]}))
     with pytest.raises(DataError, match="refusing to load"):
-        tasks.get("torchvision", dataset="cifar100", root=str(tmp_path))
+        tasks.get("torchvision", name="cifar100", root=str(tmp_path))
     assert not (tmp_path / "pwned_by_pickle").exists()
 
 
@@ -212,9 +212,9 @@ def test_damaged_cifar_batches_never_escape_as_raw_exceptions(tmp_path):
 
 def test_missing_vision_data_says_where_and_how(tmp_path):
     with pytest.raises(DataError, match="not under .*set download: true"):
-        tasks.get("torchvision", dataset="fashionmnist", root=str(tmp_path))
-    with pytest.raises(DataError, match="option 'dataset'"):
-        tasks.get("torchvision", dataset="svhn", root=str(tmp_path))
+        tasks.get("torchvision", name="fashionmnist", root=str(tmp_path))
+    with pytest.raises(DataError, match="option 'name'"):
+        tasks.get("torchvision", name="svhn", root=str(tmp_path))
 
 
 def test_fraction_close_to_one_keeps_every_class(tmp_path):
@@ -248,9 +248,9 @@ def test_damaged_files_give_data_errors(tmp_path):
     raw.mkdir(parents=True)
     (raw / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip at all")
     with pytest.raises(DataError, match="cannot be read"):
-        tasks.get("torchvision", dataset="mnist", root=str(tmp_path))
+        tasks.get("torchvision", name="mnist", root=str(tmp_path))
     (raw / "train-images-idx3-ubyte.gz").unlink()
     (raw / "train-images-idx3-ubyte").write_bytes(bytes([0, 0, 8, 3, 0, 0]))
     with pytest.raises(DataError, match="not an idx file"):
-        tasks.get("torchvision", dataset="mnist", root=str(tmp_path))
+        tasks.get("torchvision", name="mnist", root=str(tmp_path))
 

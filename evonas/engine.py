@@ -1,0 +1,370 @@
+"""The generation loop: select parents, propose children, screen, estimate, survive, record.
+
+``run(config)`` is the library API; ``evonas run`` calls it. Every random choice draws from a
+generator derived from the run seed and what it is for (the individual id, the generation), so a
+run is reproducible on the CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import objectives
+import operators
+from genomes import spaces
+from objectives import Context, EvalState, EvaluationRecord, TrainConfig, tasks
+from operators import NotApplicable
+from operators.morphisms.repair import repair
+
+from .config import ConfigError, RunConfig
+from .early_ranking import SuccessiveHalving
+from .individual import Individual
+from .progress import Progress
+from .rundir import RunDir
+from .selection import make_selection
+
+__all__ = ["Resolved", "RunResult", "resolve", "run"]
+
+
+@dataclass
+class Resolved:
+    """A config turned into the objects it names."""
+
+    config: RunConfig
+    task: objectives.Task
+    space: spaces.SearchSpace
+    objectives: list[objectives.Objective]
+    report: list[objectives.Objective]
+    training: TrainConfig
+    device: torch.device
+
+    @property
+    def directions(self) -> dict[str, str]:
+        return {o.key: o.direction for o in self.objectives}
+
+
+def resolve(config: RunConfig) -> Resolved:
+    """Load the task and build the space and objectives; ``ConfigError`` names what fails."""
+    issues: list[tuple[str, str]] = []
+    try:
+        task = tasks.get(config.task.dataset, seed=config.seed, **config.task.options())
+    except tasks.DataError as exc:
+        where = _path("task", str(exc))
+        if where == "task":  # a file or value named in the message points at its key
+            where = next((f"task.{k}" for k, v in config.task.options().items()
+                          if isinstance(v, str) and v in str(exc)), "task.dataset")
+        raise ConfigError([(where, str(exc))]) from None
+    try:
+        space = spaces.get(config.space.kind, input_shape=task.input_shape,
+                           num_outputs=task.num_classes, **config.space.options())
+    except ValueError as exc:
+        issues.append((_path("space", str(exc)), str(exc)))
+        space = None
+    chosen = []
+    for i, item in enumerate(config.objectives):
+        try:
+            obj = objectives.get(item.name, **item.options())
+            obj.check()
+            chosen.append(obj)
+        except ValueError as exc:
+            issues.append((_path(f"objectives[{i}]", str(exc)), str(exc)))
+    if issues:
+        raise ConfigError(issues)
+    report = [objectives.get("test_accuracy")] if task.test is not None else []
+    t = config.training
+    training = TrainConfig(epochs=t.epochs, batch_size=t.batch_size, optimizer=t.optimizer, lr=t.lr,
+                           momentum=t.momentum, weight_decay=t.weight_decay, schedule=t.schedule,
+                           label_smoothing=t.label_smoothing, timeout_s=t.timeout_s,
+                           threads=config.dispatch.threads_per_worker)
+    return Resolved(config, task, space, chosen, report, training, _device(config.dispatch.devices))
+
+
+def _path(section: str, message: str) -> str:
+    import re
+
+    found = re.search(r"option '([A-Za-z_]+)'", message)
+    return f"{section}.{found.group(1)}" if found else section
+
+
+def _device(devices) -> torch.device:
+    if devices == "cpu":
+        return torch.device("cpu")
+    if devices == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        raise ConfigError([("dispatch.devices", f"GPUs {devices} were asked for, but CUDA is not "
+                                                f"available here; use cpu or auto")])
+    return torch.device(f"cuda:{devices[0]}")
+
+
+@dataclass
+class RunResult:
+    """What a run found: every individual, the last population, and the Pareto front."""
+
+    config: RunConfig
+    run_dir: Path | None
+    individuals: list[Individual]
+    population: list[Individual]
+    front: list[Individual]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stopped: bool = False
+
+
+def run(config: RunConfig | dict, *, run_dir: str | Path | None = None, force: bool = False,
+        progress: Progress | None = None) -> RunResult:
+    """Run an evolution; write the run directory when ``run_dir`` is given."""
+    if isinstance(config, dict):
+        from .config import parse
+
+        config = parse(config)
+    resolved = resolve(config)
+    rundir = RunDir(run_dir).create(config.to_dict(), force=force) if run_dir is not None else None
+    return _Loop(resolved, rundir, progress or Progress(quiet=True)).run()
+
+
+class _Loop:
+    def __init__(self, r: Resolved, rundir: RunDir | None, progress: Progress):
+        self.r, self.c, self.rundir, self.progress = r, r.config, rundir, progress
+        keys = [o.key for o in r.objectives]
+        self.cheap = [o for o in r.objectives if o.cost == "cheap"]
+        self.expensive = [o for o in r.objectives if o.cost == "expensive"]
+        self.report = r.report if self.expensive else []  # no training, no test accuracy
+        self.selection = make_selection(
+            self.c.search.selection, self.c.search.backend, tournament=self.c.search.tournament,
+            cheap=[keys.index(o.key) for o in self.cheap])
+        self.ops = {name: operators.get(name) for name in self.c.search.operators}
+        self.individuals: list[Individual] = []
+        self.seen: set[str] = set()
+        self.history: list[dict[str, Any]] = []
+        self.evaluations = 0
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> RunResult:
+        search = self.c.search
+        planned = search.population + search.generations * search.offspring
+        if search.max_evaluations is not None:
+            planned = min(planned, search.max_evaluations)
+        self.progress.start(planned)
+        population: list[Individual] = []
+        stopped = False
+        torch_threads = torch.get_num_threads()
+        try:
+            torch.set_num_threads(self.c.dispatch.threads_per_worker)
+            initial = [self._new(g, 0) for g in self.r.space.initial(self._rng("initial"),
+                                                                      min(search.population, planned))]
+            initial = [ind for ind in initial if self._screen(ind)]
+            self._estimate(initial, rungs=[self.c.training.epochs], keep=1.0)
+            self._tell(self.individuals)
+            population = self._survive([i for i in self.individuals if i.complete], 0)
+            for generation in range(1, search.generations + 1):
+                room = planned - self.evaluations
+                if room <= 0:
+                    break
+                children = self._propose(population, generation, min(search.offspring, room))
+                er = self.c.training.early_ranking
+                self._estimate(children, rungs=er.rungs if er else [self.c.training.epochs],
+                               keep=er.keep if er else 1.0)
+                self._tell(children)
+                population = self._survive(population + [c for c in children if c.complete], generation)
+        except KeyboardInterrupt:
+            stopped = True
+            self._event({"event": "stopped", "evaluations": self.evaluations})
+        finally:
+            torch.set_num_threads(torch_threads)
+            self.progress.stop()
+        return RunResult(self.c, self.rundir.path if self.rundir else None, self.individuals,
+                         population, self.front(), self.history, stopped)
+
+    # ------------------------------------------------------------------ proposing
+    def _propose(self, population: list[Individual], generation: int, n: int) -> list[Individual]:
+        lemonade = self.selection.archive
+        wanted = n * (self.c.search.candidates if lemonade else 1)
+        F = self._matrix(population)
+        born = np.array([p.id for p in population])
+        picks = self.selection.parents(F, born, 2 * wanted, self._rng("parents", generation))
+        proposals: list[Individual] = []
+        for slot in range(wanted):
+            child = self._child(population, picks[2 * slot], picks[2 * slot + 1], generation, slot)
+            if child is None:
+                continue
+            if child.genome.canonical_hash() in self.seen:
+                self.individuals.remove(child)  # a duplicate architecture: never evaluated twice
+                continue
+            if self._screen(child):
+                proposals.append(child)
+        if lemonade and len(proposals) > n:
+            cheap = [o.key for o in self.cheap]
+            ref = np.array([[p.record.objectives[k] for k in cheap] for p in population])
+            pts = np.array([[c.cheap[k] for k in cheap] for c in proposals])
+            keep = self.selection.choose_children(ref, pts, n, self._rng("lemonade", generation))
+            proposals = [proposals[i] for i in keep]
+        return proposals[:n]
+
+    def _child(self, population, first: int, second: int, generation: int,
+               slot: int) -> Individual | None:
+        """One child from the operator mix; operators that cannot apply make way for others."""
+        rng = self._rng("child", len(self.individuals), generation, slot)  # the child's id to be
+        names = list(self.c.search.operators)
+        weights = np.array([self.c.search.operators[n] for n in names], dtype=float)
+        for _ in range(2 * len(names)):
+            name = names[int(rng.choice(len(names), p=weights / weights.sum()))]
+            op = self.ops[name]
+            a = population[int(first)]
+            parents = [a, population[int(second)]][: op.arity]
+            try:
+                child = op.propose([(p.genome, p.trained_weights) for p in parents], rng,
+                                   space=self.r.space)
+            except NotApplicable:
+                continue
+            weights_ = child.state_dict
+            if op.arity == 1 and name in operators.morphisms.names(exact=False) \
+                    and self.c.training.repair_steps:
+                weights_ = repair(child.genome, weights_, a.genome, a.trained_weights, self.r.task,
+                                  steps=self.c.training.repair_steps, seed=self._seed("repair", a.id),
+                                  device=self.r.device)
+            return self._new(child.genome, generation, operator=name,
+                             parents=tuple(p.id for p in parents), detail=child.provenance.detail,
+                             weights=weights_ if parents else None, inherited=child.provenance.exact)
+        return None
+
+    def _new(self, genome, generation: int, **fields) -> Individual:
+        ind = Individual(id=len(self.individuals), genome=genome, generation=generation, **fields)
+        self.individuals.append(ind)
+        return ind
+
+    def _screen(self, ind: Individual) -> bool:
+        """Cheap objectives before any training; a failure here fails (and journals) the
+        individual. Returns whether it goes on to training."""
+        self.seen.add(ind.genome.canonical_hash())
+        start = time.perf_counter()
+        ctx = Context(ind.genome, self.r.task, self.r.device, self._seed("train", ind.id))
+        for obj in self.cheap:
+            try:
+                value = float(obj.measure(ctx))
+                if not math.isfinite(value):
+                    raise ValueError(f"value is {value}")
+                ind.cheap[obj.key] = value
+            except Exception as exc:  # a failing candidate never stops the run
+                ind.record = EvaluationRecord(ind.genome.canonical_hash(), EvalState.FAILED,
+                                              ind.cheap, reason=f"{obj.key}: {exc}")
+                break
+        ind.seconds += time.perf_counter() - start
+        if ind.record is not None:
+            self._finish(ind)
+            return False
+        return True
+
+    # ------------------------------------------------------------------ estimating
+    def _estimate(self, batch: list[Individual], *, rungs: list[int], keep: float) -> None:
+        """Successive halving over screened individuals; each ends complete, pruned or failed."""
+        todo = [ind for ind in batch if ind.record is None]
+        if todo:
+            report = SuccessiveHalving(rungs=rungs, keep=keep).run(
+                len(todo), lambda i, epochs: self._advance(todo[i], epochs), self.r.directions)
+            for ind, record in zip(todo, report.records):
+                ind.record = record
+                self._finish(ind)
+
+    def _advance(self, ind: Individual, epochs: int) -> EvaluationRecord:
+        start = time.perf_counter()
+        training = self.r.training
+        if ind.inherited:
+            training = replace(training, lr=training.lr * self.c.training.inherited_lr_scale)
+        result = objectives.evaluate(
+            ind.genome, self.expensive, task=self.r.task, training=training, epochs=epochs,
+            seed=self._seed("train", ind.id), state=ind.state,
+            weights=ind.weights if ind.state is None else None, report=self.report,
+            device=self.r.device)
+        ind.state = result.state if result.state is not None else ind.state
+        ind.seconds += time.perf_counter() - start
+        rec = result.record
+        return EvaluationRecord(rec.genome_hash, rec.state, {**ind.cheap, **rec.objectives},
+                                rec.reported, rec.curve, rec.epochs, rec.reason)
+
+    def _finish(self, ind: Individual) -> None:
+        self.evaluations += 1
+        if self.rundir is not None:
+            self.rundir.append(ind.journal_line())
+        self.progress.advance()
+
+    def _tell(self, batch: list[Individual]) -> None:
+        """Hand the finished evaluations to every operator; keep their states with the run."""
+        results = [(ind.genome, ind.record) for ind in batch if ind.record is not None]
+        for op in self.ops.values():
+            op.tell(results)
+        if self.rundir is not None:
+            self.rundir.write_json("operators.json", {n: op.state() for n, op in self.ops.items()})
+
+    # ------------------------------------------------------------------ surviving
+    def _survive(self, pool: list[Individual], generation: int) -> list[Individual]:
+        if not pool:
+            raise RuntimeError("every individual of the first generation failed; see the journal")
+        F = self._matrix(pool)
+        keep = self.selection.survivors(F, np.array([p.id for p in pool]), self.c.search.population,
+                                        self._rng("survive", generation))
+        population = [pool[i] for i in keep]
+        front = self.front()
+        summary = {"event": "generation", "generation": generation, "evaluations": self.evaluations,
+                   "population": [p.id for p in population], "front": [f.id for f in front]}
+        self.history.append(summary)
+        self._event(summary)
+        self._write_front(front)
+        best = {k: (min if d == "min" else max)(f.record.objectives[k] for f in front)
+                for k, d in self.r.directions.items()}
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in best.items())
+        self.progress.status(f"generation {generation}/{self.c.search.generations}: front of "
+                             f"{len(front)}, best {shown}")
+        return population
+
+    def front(self) -> list[Individual]:
+        done = [i for i in self.individuals if i.complete]
+        if not done:
+            return []
+        first = self.selection.back.fronts(self._matrix(done))[0]
+        return sorted((done[i] for i in first), key=lambda i: self._matrix([i])[0].tolist())
+
+    def _matrix(self, inds: list[Individual]) -> np.ndarray:
+        keys = list(self.r.directions)
+        sign = np.array([1.0 if self.r.directions[k] == "min" else -1.0 for k in keys])
+        return np.array([[i.record.objectives[k] for k in keys] for i in inds],
+                        dtype=float).reshape(-1, len(keys)) * sign
+
+    def _write_front(self, front: list[Individual]) -> None:
+        if self.rundir is None:
+            return
+        keys = list(self.r.directions)
+        reported = [o.key for o in self.r.report]
+        rows = [{"id": f.id, "generation": f.generation, "operator": f.operator,
+                 **{k: f.record.objectives[k] for k in keys},
+                 **{k: f.record.reported.get(k) for k in reported},
+                 "params": f.genome.num_params(), "epochs": f.record.epochs,
+                 "genome_hash": f.record.genome_hash} for f in front]
+        columns = ["id", "generation", "operator", *keys, *reported,
+                   *(["params"] if "params" not in keys else []), "epochs", "genome_hash"]
+        self.rundir.write_front(columns, rows)
+
+    def _event(self, event: dict[str, Any]) -> None:
+        if self.rundir is not None:
+            self.rundir.append(event)
+
+    # ------------------------------------------------------------------ randomness
+    def _rng(self, *purpose: Any) -> np.random.Generator:
+        return np.random.default_rng([self.c.seed, *(_key(p) for p in purpose)])
+
+    def _seed(self, *purpose: Any) -> int:
+        return int(self._rng(*purpose).integers(2**31))
+
+
+def _key(value: Any) -> int:
+    """A stable non-negative int for a seed component (strings hashed, not Python's hash())."""
+    if isinstance(value, (int, np.integer)) and value >= 0:
+        return int(value)
+    return int.from_bytes(hashlib.sha256(str(value).encode()).digest()[:8], "little")

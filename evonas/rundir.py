@@ -1,0 +1,71 @@
+"""The run directory (DESIGN.md): the resolved config, the append-only journal, the front."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+__all__ = ["RunDir", "RunDirError"]
+
+
+class RunDirError(Exception):
+    """The run directory cannot be used (it holds another run, or cannot be written)."""
+
+
+class RunDir:
+    """``config.yaml``, ``journal.jsonl`` (a line per finished evaluation or event, flushed and
+    fsynced) and ``front.csv`` (replaced atomically) in one folder."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def create(self, config: dict[str, Any], *, force: bool = False) -> RunDir:
+        if (self.path / "journal.jsonl").exists() and not force:
+            raise RunDirError(f"{str(self.path)!r} already holds a run; choose another --run-dir "
+                              f"or pass --force to replace it")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            for name in ("journal.jsonl", "front.csv", "operators.json"):
+                (self.path / name).unlink(missing_ok=True)
+            self._replace("config.yaml", yaml.safe_dump(config, sort_keys=False))
+        except OSError as exc:
+            raise RunDirError(f"cannot write the run directory {str(self.path)!r}: {exc}") from None
+        return self
+
+    def append(self, event: dict[str, Any]) -> None:
+        line = json.dumps(event, allow_nan=False, separators=(",", ":"))
+        with open(self.path / "journal.jsonl", "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def write_front(self, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        self._replace("front.csv", buffer.getvalue())
+
+    def write_json(self, name: str, data: Any) -> None:
+        """A JSON file of the run (e.g. operator states), replaced atomically."""
+        self._replace(name, json.dumps(data, indent=1, sort_keys=True))
+
+    def journal(self) -> list[dict[str, Any]]:
+        path = self.path / "journal.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def _replace(self, name: str, text: str) -> None:
+        tmp = self.path / f".{name}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path / name)

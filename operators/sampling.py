@@ -1,0 +1,19 @@
+"""``random``: a fresh genome drawn from the space, with fresh weights (random search's
+operator, and a source of diversity beside the morphisms)."""
+
+from __future__ import annotations
+
+from .base import Operator
+
+__all__ = ["RandomSample"]
+
+
+class RandomSample(Operator):
+    """A new sample of the search space; it has no parents and inherits nothing."""
+
+    name, exact, arity = "random", False, 0
+
+    def _fresh(self, space, rng):
+        genome = space.sample(rng)
+        state = genome.build(seed=int(rng.integers(2**31))).state_dict()
+        return genome, state, "fresh sample"
