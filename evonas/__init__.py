@@ -1,7 +1,8 @@
 """evonas: evolutionary multi-objective neural architecture search — the engine package.
 
 ``evonas.run(config)`` runs an evolution from a config (a path, a mapping, or a ``RunConfig``)
-and returns its result: the front, the population and every individual.
+and returns its result: the front, the population and every individual. ``evonas.resume(dir)``
+continues a stopped or killed run.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
-__all__ = ["__version__", "run"]
+__all__ = ["__version__", "resume", "run"]
 
 
 def run(config: Any = None, *, run_dir: str | Path | None = None, overrides=(), force: bool = False,
@@ -31,3 +32,12 @@ def run(config: Any = None, *, run_dir: str | Path | None = None, overrides=(), 
     elif not isinstance(config, RunConfig):
         config = parse(apply_overrides(dict(config), overrides))
     return _run(config, run_dir=run_dir, force=force, progress=Progress(quiet=quiet))
+
+
+def resume(run_dir: str | Path, *, generations: int | None = None, quiet: bool = True):
+    """Continue the run in ``run_dir`` from its newest good checkpoint (``generations`` may
+    extend it) and return its ``RunResult``."""
+    from .engine import resume as _resume
+    from .progress import Progress
+
+    return _resume(run_dir, generations=generations, progress=Progress(quiet=quiet))

@@ -132,23 +132,57 @@ def run_command(config: str | None, run_dir: str | None, overrides: tuple[str, .
 
     from .engine import run
     from .progress import Progress
-    from .rundir import RunDirError
 
     cfg, _ = _config_or_exit(config, overrides)
     target = Path(run_dir) if run_dir else Path("runs") / "out" / cfg.name
     progress = Progress(quiet=quiet)
     progress.log(f"evonas {__version__}: run {cfg.name!r} -> {target}")
+    result = _drive(lambda: run(cfg, run_dir=target, force=force, progress=progress))
+    _finish(result, target)
+
+
+@main.command("resume")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--generations", type=click.IntRange(min=0), default=None,
+              help="Run to this many generations (may extend a finished run).")
+@click.option("--quiet", is_flag=True, help="No progress display.")
+def resume_command(run_dir: str, generations: int | None, quiet: bool) -> None:
+    """Continue a run from its newest good checkpoint, taking finished work from the journal."""
+    from .engine import resume
+    from .progress import Progress
+
+    progress = Progress(quiet=quiet)
+    result = _drive(lambda: resume(run_dir, generations=generations, progress=progress),
+                    source=f"{run_dir}/config.yaml")
+    _finish(result, run_dir)
+
+
+def _drive(start, source: str = "the config"):
+    """Run ``start()``, turning user mistakes into exit 2 and run failures into exit 1."""
+    from .config import ConfigError
+    from .lock import RunLockedError
+    from .rundir import RunDirError
+
     try:
-        result = run(cfg, run_dir=target, force=force, progress=progress)
-    except RunDirError as exc:
+        return start()
+    except ConfigError as exc:
+        click.echo(f"error: {source} cannot be used:", err=True)
+        for where, message in exc.issues:
+            click.echo(f"  {where}: {message}", err=True)
+        sys.exit(2)
+    except (RunDirError, RunLockedError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except RuntimeError as exc:
         click.echo(f"error: the run failed: {exc}", err=True)
         sys.exit(1)
+
+
+def _finish(result, target) -> None:
     _print_front(result)
     if result.stopped:
-        click.echo(f"stopped early; what was done is in {target}", err=True)
+        click.echo(f"stopped early; what was done is in {target} "
+                   f"(continue with: evonas resume {target})", err=True)
         sys.exit(130)
 
 
@@ -180,6 +214,173 @@ def _print_front(result) -> None:
 
 def _number(value: float) -> str:
     return f"{int(value):,}" if float(value).is_integer() and abs(value) >= 1000 else f"{value:.4g}"
+
+
+def _view(run_dir: str):
+    """The run's read-only view; a path that is not a run exits 2."""
+    from .rundir import RunDirError
+    from .runview import RunView
+
+    try:
+        return RunView.load(run_dir)
+    except RunDirError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+def _entry(view, ident: int):
+    try:
+        return view.get(ident)
+    except KeyError as exc:
+        click.echo(f"error: {exc.args[0]}", err=True)
+        sys.exit(2)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False), help="Also draw the front to FILE.png.")
+def front(run_dir: str, fmt: str, plot: str | None) -> None:
+    """The Pareto front of a run (also of one still running), with test accuracy."""
+    import csv as csv_module
+    import io
+
+    view = _view(run_dir)
+    members = view.front()
+    keys = list(view.directions)
+    rows = [{"id": e.id, "generation": e.generation, "operator": e.operator,
+             "objectives": {k: e.objectives[k] for k in keys}, "genome_hash": e.genome_hash,
+             "params": e.params, "test_accuracy": e.reported.get("test_accuracy"),
+             "epochs": e.epochs} for e in members]
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=1))
+    elif fmt == "csv":
+        out = io.StringIO()
+        writer = csv_module.writer(out)
+        extra = [] if "params" in keys else ["params"]
+        writer.writerow(["id", "generation", "operator", *keys, "test_accuracy", *extra, "epochs",
+                         "genome_hash"])
+        for r in rows:
+            writer.writerow([r["id"], r["generation"], r["operator"], *r["objectives"].values(),
+                             "" if r["test_accuracy"] is None else r["test_accuracy"],
+                             *(r["params"] for _ in extra), r["epochs"], r["genome_hash"]])
+        click.echo(out.getvalue(), nl=False)
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"Pareto front of {view.path}: {len(rows)} networks "
+                            f"({len(view.complete)} complete, {len(view.entries)} evaluated)")
+        extra = [] if "params" in keys else ["params"]
+        for col in ("id", "gen", "operator", *keys, "test acc", *extra, "epochs"):
+            table.add_column(col, justify="left" if col == "operator" else "right")
+        for r in rows:
+            test = r["test_accuracy"]
+            table.add_row(str(r["id"]), str(r["generation"]), r["operator"],
+                          *(_number(v) for v in r["objectives"].values()),
+                          "-" if test is None else f"{test:.4f}",
+                          *(f"{r['params']:,}" for _ in extra), str(r["epochs"]))
+        Console().print(table)
+    if plot:
+        from .plots import plot_front
+
+        click.echo(f"plot: {plot_front(view, plot)}", err=fmt != "table")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("ident", metavar="INDIVIDUAL_ID", type=int)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.option("--graph", type=click.Path(dir_okay=False), help="Also draw the genome to FILE.png.")
+def show(run_dir: str, ident: int, fmt: str, graph: str | None) -> None:
+    """One individual: its layers, objective values, learning curve and lineage."""
+    view = _view(run_dir)
+    entry = _entry(view, ident)
+    genome = entry.genome
+    shapes, counts = genome.shapes(), genome.node_params()
+    layers = [{"id": n, "op": genome.op(n), "params": genome.params(n), "inputs": genome.inputs(n),
+               "merge": genome.node(n).merge, "output_shape": list(shapes[n]),
+               "num_params": counts[n]} for n in genome.nodes]
+    lineage = [{"id": e.id, "generation": e.generation, "operator": e.operator,
+                "parents": list(e.parents), "detail": e.detail} for e in view.lineage(ident)]
+    doc = {"id": entry.id, "generation": entry.generation, "operator": entry.operator,
+           "parents": list(entry.parents), "status": entry.status, "reason": entry.reason,
+           "objectives": entry.objectives, "reported": entry.reported, "params": entry.params,
+           "epochs": entry.epochs, "genome_hash": entry.genome_hash,
+           "curve": [{"epoch": int(c[0]), "train_loss": c[1], "val_accuracy": c[2], "seconds": c[3]}
+                     for c in entry.curve],
+           "layers": layers, "lineage": lineage, "genome": genome.to_dict()}
+    if fmt == "json":
+        click.echo(json.dumps(doc, indent=1))
+    else:
+        _show_text(doc)
+    if graph:
+        from .plots import plot_genome
+
+        path = plot_genome(genome, graph, f"individual {ident}: {len(genome)} nodes, "
+                                          f"{entry.params:,} parameters")
+        click.echo(f"graph: {path}", err=fmt == "json")
+
+
+def _show_text(doc: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    values = ", ".join(f"{k} {_number(v)}" for k, v in {**doc["objectives"], **doc["reported"]}.items())
+    console.print(f"[bold]individual {doc['id']}[/bold]: generation {doc['generation']}, "
+                  f"{doc['operator']} of {doc['parents'] or 'nothing'}, {doc['status']}"
+                  + (f" ({doc['reason']})" if doc["reason"] else ""))
+    console.print(f"{values}; {doc['params']:,} parameters; {doc['epochs']} epochs; "
+                  f"hash {doc['genome_hash']}")
+    table = Table(title="layers")
+    for col in ("node", "op", "settings", "inputs", "output", "params"):
+        table.add_column(col, justify="right" if col == "params" else "left")
+    for layer in doc["layers"]:
+        table.add_row(layer["id"], layer["op"],
+                      " ".join(f"{k}={v}" for k, v in layer["params"].items()),
+                      ", ".join(layer["inputs"]) + (f" ({layer['merge']})" if layer["merge"] else ""),
+                      "x".join(map(str, layer["output_shape"])),
+                      f"{layer['num_params']:,}")
+    console.print(table)
+    if doc["curve"]:
+        curve = Table(title="learning curve")
+        for col in ("epoch", "train loss", "val acc", "seconds"):
+            curve.add_column(col, justify="right")
+        for c in doc["curve"]:
+            curve.add_row(str(c["epoch"]), f"{c['train_loss']:.4f}", f"{c['val_accuracy']:.4f}",
+                          f"{c['seconds']:.2f}")
+        console.print(curve)
+    console.print("lineage (back to generation 0):")
+    for step in doc["lineage"]:
+        made = f"{step['operator']} of {step['parents']}" if step["parents"] else step["operator"]
+        detail = f": {step['detail']}" if step["detail"] else ""
+        console.print(f"  {step['id']} (generation {step['generation']}) <- {made}{detail}",
+                      highlight=False)
+
+
+@main.command("export")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("ident", metavar="INDIVIDUAL_ID", type=int)
+@click.option("--to", "target", required=True, type=click.Path(dir_okay=False),
+              help="FILE.pt (TorchScript), FILE.onnx, or FILE.safetensors (+ FILE.json genome).")
+def export_command(run_dir: str, ident: int, target: str) -> None:
+    """Write an individual's trained network and check it against the run's model."""
+    from .export import ExportError, describe, export
+
+    view = _view(run_dir)
+    _entry(view, ident)
+    try:
+        result = export(view, ident, target)
+    except ExportError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(describe(result))
+    if result.max_difference is not None and result.max_difference > 1e-4:
+        click.echo("error: the exported model's outputs differ from the run's model", err=True)
+        sys.exit(1)
 
 
 @main.command()

@@ -13,7 +13,7 @@ from typing import Any, Literal, Sequence
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = ["ConfigError", "RunConfig", "load", "parse", "quickstart"]
+__all__ = ["ConfigError", "RunConfig", "diff", "load", "parse", "quickstart"]
 
 SELECTIONS = ("nsga2", "nsga3", "spea2", "sms-emoa", "lemonade", "aging")
 
@@ -91,6 +91,10 @@ class DispatchConfig(_Strict):
     scheduler: str | None = None
 
 
+class CheckpointConfig(_Strict):
+    keep: int = Field(3, ge=1)  # how many generation checkpoints stay on disk
+
+
 class RunConfig(_Strict):
     name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     seed: int = Field(0, ge=0)
@@ -100,6 +104,7 @@ class RunConfig(_Strict):
     objectives: list[ObjectiveConfig] = Field(min_length=1)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig)
+    checkpoints: CheckpointConfig = Field(default_factory=CheckpointConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -127,6 +132,19 @@ def load(path: str | Path | None, overrides: Sequence[str] = ()) -> RunConfig:
         if not isinstance(data, dict):
             raise ConfigError([(str(path), "a config is a YAML mapping of sections (name, seed, task, ...)")])
     return parse(apply_overrides(data, overrides))
+
+
+def diff(before: Any, after: Any, ignore: Sequence[str] = (), _at: str = "") -> list[tuple[str, Any, Any]]:
+    """The dotted keys whose values differ between two config dicts, with both values; keys
+    equal to or under an ``ignore`` entry (a trailing dot means the whole section) are skipped."""
+    if any(_at == i or (i.endswith(".") and _at.startswith(i)) for i in ignore):
+        return []
+    if isinstance(before, dict) and isinstance(after, dict):
+        found = []
+        for key in list(before) + [k for k in after if k not in before]:
+            found += diff(before.get(key), after.get(key), ignore, f"{_at}.{key}" if _at else key)
+        return found
+    return [] if before == after else [(_at, before, after)]
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:

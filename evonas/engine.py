@@ -7,8 +7,10 @@ run is reproducible on the CPU.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import math
+import random
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,14 +26,18 @@ from objectives import Context, EvalState, EvaluationRecord, TrainConfig, tasks
 from operators import NotApplicable
 from operators.morphisms.repair import repair
 
+from . import checkpoint
 from .config import ConfigError, RunConfig
 from .early_ranking import SuccessiveHalving
 from .individual import Individual
+from .journal import Replay
+from .lock import RunLock
 from .progress import Progress
-from .rundir import RunDir
+from .rundir import RunDir, RunDirError
 from .selection import make_selection
+from .states import StateFileError, load_state, save_state
 
-__all__ = ["Resolved", "RunResult", "resolve", "run"]
+__all__ = ["Resolved", "RunResult", "resolve", "resume", "run"]
 
 
 @dataclass
@@ -126,13 +132,79 @@ def run(config: RunConfig | dict, *, run_dir: str | Path | None = None, force: b
 
         config = parse(config)
     resolved = resolve(config)
-    rundir = RunDir(run_dir).create(config.to_dict(), force=force) if run_dir is not None else None
-    return _Loop(resolved, rundir, progress or Progress(quiet=True)).run()
+    progress = progress or Progress(quiet=True)
+    if run_dir is None:
+        return _Loop(resolved, None, progress).run()
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    with RunLock(run_dir):
+        rundir = RunDir(run_dir).create(config.to_dict(), force=force)
+        rundir.append({"event": "started", "config": config.to_dict(), "time": _now()})
+        return _Loop(resolved, rundir, progress).run()
+
+
+def resume(run_dir: str | Path, *, generations: int | None = None,
+           progress: Progress | None = None) -> RunResult:
+    """Continue a run from its newest checkpoint that verifies. Evaluations journaled after it
+    are taken from the journal; only those that were running when it stopped are redone.
+    ``generations`` may extend the run."""
+    from . import journal
+    from .config import diff, load
+
+    path = Path(run_dir)
+    progress = progress or Progress(quiet=True)
+    if not (path / "config.yaml").is_file():
+        raise RunDirError(f"{str(path)!r} holds no run (it has no config.yaml)")
+    with RunLock(path):
+        config = load(path / "config.yaml")
+        lines = journal.read(path / "journal.jsonl")[0]
+        start, notes = checkpoint.latest(path)
+        for note in notes:
+            progress.log(f"warning: {note}")
+        if start is not None and notes:
+            progress.log(f"falling back to checkpoint {start.path.name}")
+        ran = start.state.get("config") if start is not None else next(
+            (line["config"] for line in lines if line.get("event") == "started"), None)
+        if ran is not None and (changed := diff(ran, config.to_dict(), RESUMABLE)):
+            raise ConfigError([(key, f"differs from the config the run was started with "
+                                     f"({before!r} then, {after!r} now); a resumed run keeps its "
+                                     f"config") for key, before, after in changed])
+        if generations is None:
+            generations = int(start.state["generations"]) if start is not None \
+                else config.search.generations
+        if start is not None and generations < start.generation:
+            raise ConfigError([("--generations", f"the run already has {start.generation} "
+                                                 f"generations; ask for at least that many")])
+        resolved = resolve(config)
+        journal.repair(path / "journal.jsonl")
+        rundir = RunDir(path)
+        rundir.weights.mkdir(exist_ok=True)
+        checkpoint.prune(path, config.checkpoints.keep)  # leftovers of an interrupted write
+        if start is not None and notes:
+            checkpoint.point(path, start.generation)  # LATEST names a checkpoint that verifies
+        rundir.append({"event": "resumed", "checkpoint": start.path.name if start else None,
+                       "generations": generations, "damaged": notes, "time": _now()})
+        progress.log(f"resuming {path} from " + (f"checkpoint {start.path.name}" if start else
+                                                  "the start (no checkpoint verifies)")
+                     + f", {generations} generations")
+        return _Loop(resolved, rundir, progress, generations=generations, start=start,
+                     replay=journal.Replay.of(lines)).run()
+
+
+# Keys a resumed run may change: how long it goes on, how many checkpoints it keeps, where it runs.
+RESUMABLE = ("search.generations", "search.max_evaluations", "checkpoints.", "dispatch.")
 
 
 class _Loop:
-    def __init__(self, r: Resolved, rundir: RunDir | None, progress: Progress):
+    """One run's state. ``start`` (a checkpoint) and ``replay`` (the journal) make a resumed
+    loop continue exactly where the interrupted one was."""
+
+    def __init__(self, r: Resolved, rundir: RunDir | None, progress: Progress, *,
+                 generations: int | None = None, start: checkpoint.Checkpoint | None = None,
+                 replay: Replay | None = None):
         self.r, self.c, self.rundir, self.progress = r, r.config, rundir, progress
+        self.generations = self.c.search.generations if generations is None else generations
+        self.replay = replay or Replay()
+        self.start = start
         keys = [o.key for o in r.objectives]
         self.cheap = [o for o in r.objectives if o.cost == "cheap"]
         self.expensive = [o for o in r.objectives if o.cost == "expensive"]
@@ -145,11 +217,12 @@ class _Loop:
         self.seen: set[str] = set()
         self.history: list[dict[str, Any]] = []
         self.evaluations = 0
+        self.next_id = 0
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> RunResult:
         search = self.c.search
-        planned = search.population + search.generations * search.offspring
+        planned = search.population + self.generations * search.offspring
         if search.max_evaluations is not None:
             planned = min(planned, search.max_evaluations)
         self.progress.start(planned)
@@ -158,13 +231,19 @@ class _Loop:
         torch_threads = torch.get_num_threads()
         try:
             torch.set_num_threads(self.c.dispatch.threads_per_worker)
-            initial = [self._new(g, 0) for g in self.r.space.initial(self._rng("initial"),
-                                                                      min(search.population, planned))]
-            initial = [ind for ind in initial if self._screen(ind)]
-            self._estimate(initial, rungs=[self.c.training.epochs], keep=1.0)
-            self._tell(self.individuals)
-            population = self._survive([i for i in self.individuals if i.complete], 0)
-            for generation in range(1, search.generations + 1):
+            if self.start is not None:
+                population, done = self._restore(self.start), self.start.generation
+                self.progress.advance(self.evaluations)
+            else:
+                initial = [self._new(g, 0) for g in self.r.space.initial(
+                    self._rng("initial"), min(search.population, planned))]
+                self.individuals.extend(initial)
+                initial = [ind for ind in initial if self._screen(ind)]
+                self._estimate(initial, rungs=[self.c.training.epochs], keep=1.0)
+                self._tell(self.individuals)
+                population = self._survive([i for i in self.individuals if i.complete], 0)
+                done = 0
+            for generation in range(done + 1, self.generations + 1):
                 room = planned - self.evaluations
                 if room <= 0:
                     break
@@ -176,10 +255,13 @@ class _Loop:
                 population = self._survive(population + [c for c in children if c.complete], generation)
         except KeyboardInterrupt:
             stopped = True
-            self._event({"event": "stopped", "evaluations": self.evaluations})
+            self._event({"event": "stopped", "evaluations": self.evaluations, "time": _now()})
         finally:
             torch.set_num_threads(torch_threads)
             self.progress.stop()
+        if not stopped:
+            self._event({"event": "finished", "generations": self.generations,
+                         "evaluations": self.evaluations, "time": _now()})
         return RunResult(self.c, self.rundir.path if self.rundir else None, self.individuals,
                          population, self.front(), self.history, stopped)
 
@@ -193,25 +275,26 @@ class _Loop:
         proposals: list[Individual] = []
         for slot in range(wanted):
             child = self._child(population, picks[2 * slot], picks[2 * slot + 1], generation, slot)
-            if child is None:
-                continue
-            if child.genome.canonical_hash() in self.seen:
-                self.individuals.remove(child)  # a duplicate architecture: never evaluated twice
-                continue
+            if child is None or child.genome.canonical_hash() in self.seen:
+                continue  # a duplicate architecture is never evaluated twice
+            self.individuals.append(child)
             if self._screen(child):
                 proposals.append(child)
         if lemonade and len(proposals) > n:
             cheap = [o.key for o in self.cheap]
             ref = np.array([[p.record.objectives[k] for k in cheap] for p in population])
             pts = np.array([[c.cheap[k] for k in cheap] for c in proposals])
-            keep = self.selection.choose_children(ref, pts, n, self._rng("lemonade", generation))
-            proposals = [proposals[i] for i in keep]
+            keep = set(self.selection.choose_children(ref, pts, n, self._rng("lemonade", generation)))
+            for i, child in enumerate(proposals):  # the unchosen are never trained
+                if i not in keep:
+                    self.individuals.remove(child)
+            proposals = [c for i, c in enumerate(proposals) if i in keep]
         return proposals[:n]
 
     def _child(self, population, first: int, second: int, generation: int,
                slot: int) -> Individual | None:
         """One child from the operator mix; operators that cannot apply make way for others."""
-        rng = self._rng("child", len(self.individuals), generation, slot)  # the child's id to be
+        rng = self._rng("child", self.next_id, generation, slot)  # the child's id to be
         names = list(self.c.search.operators)
         weights = np.array([self.c.search.operators[n] for n in names], dtype=float)
         for _ in range(2 * len(names)):
@@ -236,14 +319,22 @@ class _Loop:
         return None
 
     def _new(self, genome, generation: int, **fields) -> Individual:
-        ind = Individual(id=len(self.individuals), genome=genome, generation=generation, **fields)
-        self.individuals.append(ind)
+        ind = Individual(id=self.next_id, genome=genome, generation=generation, **fields)
+        self.next_id += 1  # ids are never reused, not even a discarded duplicate's
         return ind
 
     def _screen(self, ind: Individual) -> bool:
         """Cheap objectives before any training; a failure here fails (and journals) the
         individual. Returns whether it goes on to training."""
-        self.seen.add(ind.genome.canonical_hash())
+        genome_hash = ind.genome.canonical_hash()
+        self.seen.add(genome_hash)
+        if (done := self.replay.first(ind.id, genome_hash)) is not None:  # resumed: as journaled
+            if done["event"] == "failed" and done.get("rung_epochs") == 0:
+                ind.record, ind.seconds = EvaluationRecord.from_dict(done), done["seconds"]
+                self._count(ind)
+                return False
+            ind.cheap = {o.key: float(done["objectives"][o.key]) for o in self.cheap}
+            return True
         start = time.perf_counter()
         ctx = Context(ind.genome, self.r.task, self.r.device, self._seed("train", ind.id))
         for obj in self.cheap:
@@ -253,12 +344,13 @@ class _Loop:
                     raise ValueError(f"value is {value}")
                 ind.cheap[obj.key] = value
             except Exception as exc:  # a failing candidate never stops the run
-                ind.record = EvaluationRecord(ind.genome.canonical_hash(), EvalState.FAILED,
+                ind.record = EvaluationRecord(genome_hash, EvalState.FAILED,
                                               ind.cheap, reason=f"{obj.key}: {exc}")
                 break
         ind.seconds += time.perf_counter() - start
         if ind.record is not None:
-            self._finish(ind)
+            self._journal(ind.journal_line(rung_epochs=0))
+            self._count(ind)
             return False
         return True
 
@@ -268,32 +360,72 @@ class _Loop:
         todo = [ind for ind in batch if ind.record is None]
         if todo:
             report = SuccessiveHalving(rungs=rungs, keep=keep).run(
-                len(todo), lambda i, epochs: self._advance(todo[i], epochs), self.r.directions)
+                len(todo), lambda i, epochs: self._advance(todo[i], epochs, final=epochs == rungs[-1]),
+                self.r.directions)
             for ind, record in zip(todo, report.records):
                 ind.record = record
-                self._finish(ind)
+                if record.state is EvalState.PRUNED and ind.id not in self.replay.pruned:
+                    self._event({"event": "pruned", "id": ind.id, "epochs": record.epochs})
+                self._count(ind)
 
-    def _advance(self, ind: Individual, epochs: int) -> EvaluationRecord:
+    def _advance(self, ind: Individual, epochs: int, *, final: bool = True) -> EvaluationRecord:
+        """Train ``ind`` up to ``epochs``; journal the result at once, its weights written first.
+        A resumed run takes the result from the journal where it is there."""
+        if (record := self._replayed(ind, epochs)) is not None:
+            return record
         start = time.perf_counter()
         training = self.r.training
         if ind.inherited:
             training = replace(training, lr=training.lr * self.c.training.inherited_lr_scale)
+        state = ind.state
+        if state is None and ind.state_file is not None:  # promoted after a restart
+            state = load_state(ind.state_file, ind.state_sha256)[0]
         result = objectives.evaluate(
             ind.genome, self.expensive, task=self.r.task, training=training, epochs=epochs,
-            seed=self._seed("train", ind.id), state=ind.state,
-            weights=ind.weights if ind.state is None else None, report=self.report,
+            seed=self._seed("train", ind.id), state=state,
+            weights=ind.weights if state is None else None, report=self.report,
             device=self.r.device)
-        ind.state = result.state if result.state is not None else ind.state
         ind.seconds += time.perf_counter() - start
         rec = result.record
-        return EvaluationRecord(rec.genome_hash, rec.state, {**ind.cheap, **rec.objectives},
-                                rec.reported, rec.curve, rec.epochs, rec.reason)
+        record = EvaluationRecord(rec.genome_hash, rec.state, {**ind.cheap, **rec.objectives},
+                                  rec.reported, rec.curve, rec.epochs, rec.reason)
+        extra: dict[str, Any] = {"rung_epochs": epochs, "rung_final": final}
+        if result.state is not None:
+            ind.state = result.state
+            if self.rundir is not None and record.ok:
+                previous = ind.state_file
+                ind.state_file = self.rundir.weights / f"{ind.id}-e{epochs}.safetensors"
+                ind.state_sha256 = save_state(ind.state_file, result.state, {"id": ind.id})
+                extra.update(weights=f"weights/{ind.state_file.name}", sha256=ind.state_sha256)
+                self._journal(ind.journal_line(record, **extra))
+                if previous is not None and previous != ind.state_file:
+                    previous.unlink(missing_ok=True)  # the journal now points at the newer state
+                return record
+        self._journal(ind.journal_line(record, **extra))
+        return record
 
-    def _finish(self, ind: Individual) -> None:
+    def _replayed(self, ind: Individual, epochs: int) -> EvaluationRecord | None:
+        line = self.replay.get(ind.id, epochs, ind.genome.canonical_hash())
+        if line is None:
+            return None
+        later = self.replay.highest.get(ind.id, epochs) > epochs
+        if line["event"] == "evaluated" and "weights" in line and not later:
+            path = self.rundir.path / line["weights"]
+            try:  # the state this individual goes on from (or is a parent with)
+                ind.state = load_state(path, line.get("sha256"))[0]
+            except StateFileError:
+                return None  # its weights are lost: train it again (deterministically)
+            ind.state_file, ind.state_sha256 = path, line.get("sha256")
+        ind.seconds = float(line.get("seconds", ind.seconds))
+        return EvaluationRecord.from_dict(line)
+
+    def _count(self, ind: Individual) -> None:
         self.evaluations += 1
-        if self.rundir is not None:
-            self.rundir.append(ind.journal_line())
         self.progress.advance()
+
+    def _journal(self, line: dict[str, Any]) -> None:
+        if self.rundir is not None:
+            self.rundir.append(line)
 
     def _tell(self, batch: list[Individual]) -> None:
         """Hand the finished evaluations to every operator; keep their states with the run."""
@@ -315,13 +447,52 @@ class _Loop:
         summary = {"event": "generation", "generation": generation, "evaluations": self.evaluations,
                    "population": [p.id for p in population], "front": [f.id for f in front]}
         self.history.append(summary)
-        self._event(summary)
+        if generation not in self.replay.generations:
+            self._event(summary)
         self._write_front(front)
         best = {k: (min if d == "min" else max)(f.record.objectives[k] for f in front)
                 for k, d in self.r.directions.items()}
         shown = ", ".join(f"{k} {v:.4g}" for k, v in best.items())
-        self.progress.status(f"generation {generation}/{self.c.search.generations}: front of "
+        self.progress.status(f"generation {generation}/{self.generations}: front of "
                              f"{len(front)}, best {shown}")
+        self._checkpoint(generation, population)
+        return population
+
+    # ------------------------------------------------------------------ checkpoints
+    def _checkpoint(self, generation: int, population: list[Individual]) -> None:
+        """The generation's end: population, every individual, states and RNGs, weights."""
+        if self.rundir is None:
+            return
+        doc = {"generation": generation, "population": [p.id for p in population],
+               "individuals": [ind.to_dict() for ind in self.individuals]}
+        state = {
+            "format": 1, "generation": generation, "generations": self.generations,
+            "next_id": self.next_id, "evaluations": self.evaluations, "seen": sorted(self.seen),
+            "history": self.history, "operators": {n: op.state() for n, op in self.ops.items()},
+            "random": _random_states(), "config": self.c.to_dict(),
+        }
+        weights = {p.id: p.state_file for p in population if p.state_file is not None}
+        checkpoint.write(self.rundir.path, generation, doc, state, weights,
+                         keep=self.c.checkpoints.keep)
+        alive = {p.id for p in population}
+        for ind in self.individuals:  # on disk now; only parents-to-be stay in memory
+            if ind.id not in alive and ind.state_file is not None:
+                ind.state = None
+
+    def _restore(self, start: checkpoint.Checkpoint) -> list[Individual]:
+        """Take up a run from its checkpoint; returns the population."""
+        state, doc = start.state, start.population
+        self.individuals = [Individual.from_dict(d, self.rundir.weights) for d in doc["individuals"]]
+        by_id = {ind.id: ind for ind in self.individuals}
+        population = [by_id[i] for i in doc["population"]]
+        for ind in population:
+            if ind.id in start.weights:
+                ind.state = start.load_weights(ind.id)
+        self.next_id, self.evaluations = int(state["next_id"]), int(state["evaluations"])
+        self.seen, self.history = set(state["seen"]), list(state["history"])
+        for name, op in self.ops.items():
+            op.load_state(state["operators"].get(name, {}))
+        _set_random_states(state["random"])
         return population
 
     def front(self) -> list[Individual]:
@@ -361,6 +532,29 @@ class _Loop:
 
     def _seed(self, *purpose: Any) -> int:
         return int(self._rng(*purpose).integers(2**31))
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _random_states() -> dict[str, Any]:
+    """Python's, NumPy's and torch's global generators (the engine itself draws from
+    generators derived from the seed, but library code may use the global ones)."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"python": [version, list(internal), gauss],
+            "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+            "torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()}
+
+
+def _set_random_states(states: dict[str, Any]) -> None:
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    raw = np.frombuffer(base64.b64decode(states["torch"]), dtype=np.uint8).copy()
+    torch.set_rng_state(torch.from_numpy(raw))
 
 
 def _key(value: Any) -> int:

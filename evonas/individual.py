@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from genomes import Genome
 from objectives import EvalState, EvaluationRecord, TrainState
+
+from .states import load_state
 
 __all__ = ["Individual"]
 
@@ -17,7 +20,8 @@ class Individual:
 
     ``weights`` are the initial weights (inherited from a parent, or None for a fresh start);
     ``state`` is where its training stopped (weights, optimizer, curve), so a promoted candidate
-    continues rather than restarts.
+    continues rather than restarts. In a run with a directory the state is also on disk
+    (``state_file``, checked against ``state_sha256``) and may be dropped from memory.
     """
 
     id: int
@@ -32,6 +36,8 @@ class Individual:
     record: EvaluationRecord | None = None
     state: TrainState | None = field(default=None, repr=False)
     seconds: float = 0.0
+    state_file: Path | None = None
+    state_sha256: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -39,13 +45,40 @@ class Individual:
 
     @property
     def trained_weights(self) -> dict:
-        if self.state is None:
-            raise ValueError(f"individual {self.id} has not been trained")
-        return dict(self.state.model)
+        if self.state is not None:
+            return dict(self.state.model)
+        if self.state_file is not None:
+            return dict(load_state(self.state_file, self.state_sha256)[0].model)
+        raise ValueError(f"individual {self.id} has not been trained")
 
-    def journal_line(self) -> dict[str, Any]:
-        """The journal entry of a finished evaluation (DESIGN.md: one line per evaluation)."""
-        record = self.record
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data for a checkpoint (the weights live in their own file)."""
+        return {
+            "id": self.id, "generation": self.generation, "operator": self.operator,
+            "parents": list(self.parents), "detail": self.detail, "inherited": self.inherited,
+            "cheap": dict(self.cheap), "seconds": self.seconds, "genome": self.genome.to_dict(),
+            "record": None if self.record is None else self.record.to_dict(),
+            "state_file": None if self.state_file is None else self.state_file.name,
+            "state_sha256": self.state_sha256,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], weights_dir: Path | None = None) -> Individual:
+        record = data.get("record")
+        return cls(
+            id=int(data["id"]), genome=Genome.from_dict(data["genome"]),
+            generation=int(data["generation"]), operator=data["operator"],
+            parents=tuple(int(p) for p in data["parents"]), detail=data.get("detail", ""),
+            inherited=bool(data.get("inherited")), cheap=dict(data.get("cheap", {})),
+            record=None if record is None else EvaluationRecord.from_dict(record),
+            seconds=float(data.get("seconds", 0.0)),
+            state_file=(weights_dir / data["state_file"]) if data.get("state_file") and weights_dir else None,
+            state_sha256=data.get("state_sha256"),
+        )
+
+    def journal_line(self, record: EvaluationRecord | None = None, **extra: Any) -> dict[str, Any]:
+        """The journal entry of a finished evaluation: a rung of training, or a failure."""
+        record = record or self.record
         line = {
             "event": "failed" if record.state is EvalState.FAILED else "evaluated",
             "id": self.id, "generation": self.generation, "genome_hash": record.genome_hash,
@@ -57,4 +90,4 @@ class Individual:
         }
         if record.reason:
             line["reason"] = record.reason
-        return line
+        return {**line, **extra}

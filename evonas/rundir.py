@@ -1,4 +1,5 @@
-"""The run directory (DESIGN.md): the resolved config, the append-only journal, the front."""
+"""The run directory (DESIGN.md): the resolved config, the append-only journal, trained weights,
+checkpoints, and the current front."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import csv
 import io
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
+
+from . import journal
 
 __all__ = ["RunDir", "RunDirError"]
 
@@ -20,10 +24,15 @@ class RunDirError(Exception):
 
 class RunDir:
     """``config.yaml``, ``journal.jsonl`` (a line per finished evaluation or event, flushed and
-    fsynced) and ``front.csv`` (replaced atomically) in one folder."""
+    fsynced), ``weights/`` (a training state per evaluated individual), ``checkpoints/`` with
+    ``LATEST``, and ``front.csv`` (replaced atomically) in one folder."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+
+    @property
+    def weights(self) -> Path:
+        return self.path / "weights"
 
     def create(self, config: dict[str, Any], *, force: bool = False) -> RunDir:
         if (self.path / "journal.jsonl").exists() and not force:
@@ -31,19 +40,18 @@ class RunDir:
                               f"or pass --force to replace it")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            for name in ("journal.jsonl", "front.csv", "operators.json"):
+            for name in ("journal.jsonl", "front.csv", "operators.json", "LATEST"):
                 (self.path / name).unlink(missing_ok=True)
+            for name in ("weights", "checkpoints"):
+                shutil.rmtree(self.path / name, ignore_errors=True)
+            self.weights.mkdir()
             self._replace("config.yaml", yaml.safe_dump(config, sort_keys=False))
         except OSError as exc:
             raise RunDirError(f"cannot write the run directory {str(self.path)!r}: {exc}") from None
         return self
 
     def append(self, event: dict[str, Any]) -> None:
-        line = json.dumps(event, allow_nan=False, separators=(",", ":"))
-        with open(self.path / "journal.jsonl", "a", encoding="utf-8") as f:
-            f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        journal.append(self.path / "journal.jsonl", event)
 
     def write_front(self, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
         buffer = io.StringIO()
@@ -57,10 +65,8 @@ class RunDir:
         self._replace(name, json.dumps(data, indent=1, sort_keys=True))
 
     def journal(self) -> list[dict[str, Any]]:
-        path = self.path / "journal.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        """The journal's complete lines (a torn last line is left out)."""
+        return journal.read(self.path / "journal.jsonl")[0]
 
     def _replace(self, name: str, text: str) -> None:
         tmp = self.path / f".{name}.tmp"

@@ -342,8 +342,12 @@ class Genome:
 
     def num_params(self) -> int:
         """Number of trainable parameters of the built network, computed without building it."""
+        return sum(self.node_params().values())
+
+    def node_params(self) -> dict[str, int]:
+        """Trainable parameters of each node (in node order)."""
         io = self.io_shapes()
-        return sum(OPS[d["op"]].num_params(io[n][0], d["params"]) for n, d in self._g.nodes(data=True))
+        return {n: OPS[d["op"]].num_params(io[n][0], d["params"]) for n, d in self._g.nodes(data=True)}
 
     # ------------------------------------------------------------------ other forms
     def to_dict(self) -> dict[str, Any]:

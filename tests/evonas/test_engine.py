@@ -40,7 +40,11 @@ def test_every_backend_and_selection_mode_runs(backend, selection, tmp_path):
         assert len(result.population) <= 4
     journal = [json.loads(line) for line in (tmp_path / "run/journal.jsonl").read_text().splitlines()]
     evaluations = [j for j in journal if j["event"] in ("evaluated", "failed")]
-    assert len(evaluations) == len({j["id"] for j in evaluations})  # one line per evaluation
+    keys = [(j["id"], j["rung_epochs"]) for j in evaluations]
+    assert len(keys) == len(set(keys))  # one line per finished rung of training or failure
+    ends = {j["id"] for j in evaluations if j["rung_final"] or j["event"] == "failed"}
+    ends |= {j["id"] for j in journal if j["event"] == "pruned"}
+    assert ends == {i.id for i in result.individuals}  # every individual's schedule ended
     assert [j["generation"] for j in journal if j["event"] == "generation"] == [0, 1, 2]
 
 
@@ -99,11 +103,11 @@ def test_ctrl_c_stops_cleanly_keeping_what_is_done(tmp_path, monkeypatch):
     calls = {"n": 0}
     real = engine._Loop._advance
 
-    def interrupted(self, ind, epochs):
+    def interrupted(self, ind, epochs, **kwargs):
         calls["n"] += 1
         if calls["n"] == 7:
             raise KeyboardInterrupt
-        return real(self, ind, epochs)
+        return real(self, ind, epochs, **kwargs)
 
     monkeypatch.setattr(engine._Loop, "_advance", interrupted)
     result = evonas.run(tiny(), run_dir=tmp_path / "run")

@@ -50,3 +50,46 @@ def test_the_quick_starts_hypervolume_grows(quickstart):
 
     first, last = hypervolume(generations[0]["front"]), hypervolume(generations[-1]["front"])
     assert generations[-1]["generation"] == 6 and last > first, (first, last)
+
+
+def test_front_show_and_export_work_on_the_quick_starts_run(quickstart, tmp_path):
+    import torch
+
+    from evonas.export import load_model, sample_batch
+    from evonas.runview import RunView
+
+    from tests.evonas.test_inspect import not_blank
+
+    _, _, run_dir = quickstart
+    runner = CliRunner()
+    front = runner.invoke(main, ["front", str(run_dir), "--format", "json", "--plot",
+                                 str(tmp_path / "front.png")])
+    assert front.exit_code == 0, front.output
+    rows = json.loads(front.output[: front.output.rindex("]") + 1])
+    assert len(rows) >= 3 and not_blank(tmp_path / "front.png")
+    best = rows[0]["id"]
+    show = runner.invoke(main, ["show", str(run_dir), str(best), "--graph", str(tmp_path / "g.png")])
+    assert show.exit_code == 0 and "lineage" in show.output and not_blank(tmp_path / "g.png")
+    view = RunView.load(run_dir)
+    entry = view.get(best)
+    x, _ = sample_batch(view, entry)
+    with torch.no_grad():
+        expected = load_model(view, entry)(x)
+    from objectives import tasks
+
+    task = tasks.get(view.config.task.dataset, seed=view.config.seed, **view.config.task.options())
+    with torch.no_grad():  # the model read from the run is the one it trained and tested
+        correct = int((load_model(view, entry)(task.test.x).argmax(1) == task.test.y).sum())
+    accuracy = correct / len(task.test.y)
+    assert accuracy == pytest.approx(entry.reported["test_accuracy"], abs=1e-9)
+    for suffix in (".pt", ".onnx"):
+        target = tmp_path / f"best{suffix}"
+        exported = runner.invoke(main, ["export", str(run_dir), str(best), "--to", str(target)])
+        assert exported.exit_code == 0, exported.output
+        if suffix == ".pt":
+            got = torch.jit.load(str(target))(x)
+        else:
+            ort = pytest.importorskip("onnxruntime")
+            session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+            got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+        assert torch.allclose(got, expected, atol=1e-5), suffix

@@ -1,0 +1,220 @@
+"""Generation checkpoints: written whole or not at all, verified before they are trusted.
+
+A checkpoint is a folder ``checkpoints/gen-NNNNNN/`` holding ``population.json``, ``state.json``,
+``weights/<id>.safetensors`` and ``manifest.json`` (the SHA-256 of every other file). It is
+written under a temporary name, fsynced and renamed; then ``LATEST`` is replaced atomically. A
+reader verifies every hash and parses every file before using any of it, and falls back to the
+previous checkpoint when one is damaged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .states import StateFileError, load_state, write_atomic
+
+__all__ = ["Checkpoint", "CheckpointError", "latest", "prune", "write"]
+
+_NAME = re.compile(r"^gen-(\d{6})$")
+
+
+class CheckpointError(Exception):
+    """A checkpoint cannot be trusted; the message says which file and why."""
+
+
+@dataclass
+class Checkpoint:
+    """A verified checkpoint: its folder, generation, population document and state."""
+
+    path: Path
+    generation: int
+    population: dict[str, Any]
+    state: dict[str, Any]
+    weights: dict[int, Path] = field(default_factory=dict)
+
+    def load_weights(self, ident: int):
+        """The training state saved for individual ``ident`` (a ``TrainState``)."""
+        return load_state(self.weights[ident])[0]
+
+
+def name(generation: int) -> str:
+    return f"gen-{generation:06d}"
+
+
+def write(run: Path, generation: int, population: Mapping[str, Any], state: Mapping[str, Any],
+          weights: Mapping[int, Path], *, keep: int = 3) -> Path:
+    """Write the checkpoint of ``generation``; ``weights`` maps individual ids to state files,
+    which are copied (not linked: damage to one file must not reach every checkpoint)."""
+    root = run / "checkpoints"
+    root.mkdir(exist_ok=True)
+    final = root / name(generation)
+    tmp = root / f".{name(generation)}.{os.getpid()}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    (tmp / "weights").mkdir(parents=True)
+    files = {
+        "population.json": _json(population),
+        "state.json": _json(state),
+    }
+    for rel, data in files.items():
+        _write_synced(tmp / rel, data)
+    for ident, source in sorted(weights.items()):
+        target = tmp / "weights" / f"{ident}.safetensors"
+        shutil.copyfile(source, target)
+        _fsync_file(target)
+    digests = {rel: _sha256(tmp / rel) for rel in _files(tmp)}
+    _write_synced(tmp / "manifest.json", _json({"generation": generation, "sha256": digests}))
+    _fsync_dir(tmp / "weights")
+    _fsync_dir(tmp)
+    if final.exists():  # a checkpoint of this generation from before a crash: the new one wins
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync_dir(root)
+    point(run, generation)
+    prune(run, keep)
+    return final
+
+
+def point(run: Path, generation: int) -> None:
+    """Make ``LATEST`` name the checkpoint of ``generation`` (replaced atomically)."""
+    write_atomic(run / "LATEST", (name(generation) + "\n").encode())
+    _fsync_dir(run)
+
+
+def prune(run: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` checkpoints, and leftovers of interrupted writes."""
+    root = run / "checkpoints"
+    if not root.is_dir():
+        return
+    for leftover in root.glob(".gen-*.tmp"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    for old in _generations(root)[:-keep]:
+        shutil.rmtree(root / name(old), ignore_errors=True)
+
+
+def latest(run: Path) -> tuple[Checkpoint | None, list[str]]:
+    """The newest checkpoint that verifies, starting from ``LATEST``, and what was skipped
+    (one message per damaged checkpoint)."""
+    root = run / "checkpoints"
+    candidates = sorted(_generations(root), reverse=True) if root.is_dir() else []
+    notes: list[str] = []
+    pointer = _pointer(run)
+    if pointer is not None and pointer in candidates:
+        candidates.remove(pointer)
+        candidates.insert(0, pointer)
+    elif (run / "LATEST").exists():
+        notes.append("LATEST is damaged or names a missing checkpoint; using the newest that verifies")
+    for generation in candidates:
+        try:
+            return read(root / name(generation)), notes
+        except CheckpointError as exc:
+            notes.append(f"checkpoint {name(generation)} is damaged: {exc}")
+    return None, notes
+
+
+def read(folder: Path) -> Checkpoint:
+    """Verify and read one checkpoint folder; ``CheckpointError`` says what is wrong."""
+    match = _NAME.match(folder.name)
+    if not match:
+        raise CheckpointError(f"{folder.name!r} is not a checkpoint folder name")
+    manifest = _load_json(folder / "manifest.json")
+    digests = manifest.get("sha256") if isinstance(manifest, dict) else None
+    if not isinstance(digests, dict) or manifest.get("generation") != int(match.group(1)):
+        raise CheckpointError("manifest.json does not describe this checkpoint")
+    for rel in ("population.json", "state.json"):
+        if rel not in digests:
+            raise CheckpointError(f"manifest.json does not list {rel}")
+    on_disk = set(_files(folder)) - {"manifest.json"}
+    if missing := sorted(set(digests) - on_disk):
+        raise CheckpointError(f"{missing[0]} is missing")
+    for rel, digest in digests.items():
+        if _sha256(folder / rel) != digest:
+            raise CheckpointError(f"{rel} does not match its SHA-256 in manifest.json")
+    population = _load_json(folder / "population.json")
+    state = _load_json(folder / "state.json")
+    weights = {}
+    for rel in digests:
+        if rel.startswith("weights/"):
+            stem = rel[len("weights/"):].removesuffix(".safetensors")
+            if not stem.isdigit():
+                raise CheckpointError(f"{rel} is not named after an individual id")
+            try:
+                load_state(folder / rel)  # parse it now: a bad file is found before it is needed
+            except StateFileError as exc:
+                raise CheckpointError(str(exc)) from None
+            weights[int(stem)] = folder / rel
+    if not isinstance(population, dict) or not isinstance(state, dict):
+        raise CheckpointError("population.json and state.json must hold JSON objects")
+    return Checkpoint(folder, int(match.group(1)), population, state, weights)
+
+
+def _pointer(run: Path) -> int | None:
+    try:
+        match = _NAME.match((run / "LATEST").read_text().strip())
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(match.group(1)) if match else None
+
+
+def _generations(root: Path) -> list[int]:
+    found = []
+    for child in root.iterdir():
+        match = _NAME.match(child.name)
+        if match and child.is_dir():
+            found.append(int(match.group(1)))
+    return sorted(found)
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path.name} is missing") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CheckpointError(f"{path.name} is not valid JSON ({exc})") from None
+
+
+def _json(data: Any) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # e.g. platforms without directory handles
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

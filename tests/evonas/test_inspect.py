@@ -1,0 +1,150 @@
+"""`evonas front`, `show` and `export` on a finished small run, and on one still being written."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from evonas.cli import main
+from evonas.runview import RunView
+
+from tests.evonas.runs import SMALL, cli, outcome, small_run
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    root = tmp_path_factory.mktemp("inspect")
+    run, expected = small_run(root)
+    return root, run, expected
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def not_blank(path) -> bool:
+    """A PNG with drawing on it: enough pixels differ from the background."""
+    import matplotlib.image as mpimg
+
+    image = mpimg.imread(path)[..., :3]
+    return float((np.abs(image - image[0, 0]).sum(-1) > 0.1).mean()) > 0.005
+
+
+def test_front_formats_agree_with_the_runs_own_front(small, tmp_path):
+    _, run, _ = small
+    with open(run / "front.csv") as f:  # written by the engine at the last generation
+        engine_front = sorted(int(r["id"]) for r in csv.DictReader(f))
+    as_json = invoke("front", run, "--format", "json")
+    assert as_json.exit_code == 0, as_json.output
+    rows = json.loads(as_json.output)
+    assert sorted(r["id"] for r in rows) == engine_front
+    for r in rows:
+        assert {"id", "objectives", "genome_hash", "params", "test_accuracy"} <= set(r)
+        assert set(r["objectives"]) == {"val_error", "params"} and 0 <= r["test_accuracy"] <= 1
+    # no row of the front is dominated by any complete individual of the run
+    view = RunView.load(run)
+    F = view.matrix(view.complete)
+    for r in rows:
+        mine = np.array([r["objectives"]["val_error"], r["objectives"]["params"]])
+        assert not np.any(np.all(F <= mine, axis=1) & np.any(F < mine, axis=1))
+    as_csv = invoke("front", run, "--format", "csv")
+    parsed = list(csv.DictReader(io.StringIO(as_csv.output)))
+    assert [int(p["id"]) for p in parsed] == [r["id"] for r in rows]
+    table = invoke("front", run, "--plot", tmp_path / "front.png")
+    assert table.exit_code == 0 and "Pareto front" in table.output and "test acc" in table.output
+    assert not_blank(tmp_path / "front.png")
+
+
+def test_show_gives_layers_curve_and_lineage_back_to_generation_zero(small, tmp_path):
+    _, run, _ = small
+    view = RunView.load(run)
+    child = max((e for e in view.complete if e.parents), key=lambda e: e.generation)
+    result = invoke("show", run, child.id, "--format", "json", "--graph", tmp_path / "g.png")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output[: result.output.rindex("}") + 1])
+    assert [layer["id"] for layer in doc["layers"]] == child.genome.nodes
+    assert sum(layer["num_params"] for layer in doc["layers"]) == child.genome.num_params()
+    assert len(doc["curve"]) == doc["epochs"] == SMALL["training"]["epochs"]
+    lineage = doc["lineage"]
+    ids = {step["id"] for step in lineage}
+    assert lineage[0]["id"] == child.id and len(lineage) > 1
+    for step in lineage:  # closed under parents; it ends at generation 0 or a fresh sample
+        assert set(step["parents"]) <= ids
+        assert step["parents"] or (step["operator"], step["generation"]) == ("initial", 0) \
+            or step["operator"] == "random"
+    assert not_blank(tmp_path / "g.png")
+    text = invoke("show", run, child.id)
+    assert text.exit_code == 0 and "lineage" in text.output and "learning curve" in text.output
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".onnx", ".safetensors"])
+def test_exports_reload_and_match_the_runs_model(small, tmp_path, suffix):
+    from evonas.export import load_model, sample_batch
+
+    _, run, _ = small
+    view = RunView.load(run)
+    best = view.front()[0]
+    target = tmp_path / f"model{suffix}"
+    result = invoke("export", run, best.id, "--to", target)
+    assert result.exit_code == 0, result.output
+    x, _ = sample_batch(view, best)
+    with torch.no_grad():
+        expected = load_model(view, best)(x)
+    if suffix == ".pt":
+        got = torch.jit.load(str(target))(x)
+    elif suffix == ".onnx":
+        ort = pytest.importorskip("onnxruntime")
+        session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+        got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+    else:
+        from safetensors.torch import load_file
+
+        from genomes import Genome
+
+        net = Genome.from_json(target.with_suffix(".json").read_text()).build(seed=5)
+        net.load_state_dict(load_file(target))
+        got = net.eval()(x)
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_inspection_errors_exit_2_with_a_message(small, tmp_path):
+    _, run, _ = small
+    view = RunView.load(run)
+    cases = [
+        (("front", tmp_path / "nothing"), "not a run directory"),
+        (("show", run, 10_000), "no evaluated individual 10000"),
+        (("export", run, view.front()[0].id, "--to", tmp_path / "m.txt"), ".pt, .onnx, .safetensors"),
+    ]
+    failed = [e for e in view.entries.values() if e.status == "failed"]
+    if failed:
+        cases.append((("export", run, failed[0].id, "--to", tmp_path / "f.pt"), "no trained weights"))
+    for args, message in cases:
+        result = invoke(*args)
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_a_run_can_be_read_while_it_is_written_without_disturbing_it(small, tmp_path):
+    root, _, expected = small
+    run = tmp_path / "live"
+    proc = cli("run", str(root / "small.yaml"), "--run-dir", str(run), "--quiet")
+    reads = 0
+    while proc.poll() is None:
+        if (run / "config.yaml").exists():
+            for args in (("front", run, "--format", "json"), ("front", run, "--format", "csv")):
+                result = invoke(*args)
+                assert result.exit_code == 0, result.output
+                reads += 1
+            view = RunView.load(run)
+            if view.entries:
+                assert invoke("show", run, max(view.entries), "--format", "json").exit_code == 0
+        time.sleep(0.05)
+    assert proc.returncode == 0 and reads >= 4
+    assert outcome(run) == expected
