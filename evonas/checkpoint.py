@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .states import StateFileError, load_state, write_atomic
+from objectives import TrainState
+
+from .states import StateFileError, fsync_dir, load_state, save_state, write_atomic
 
 __all__ = ["Checkpoint", "CheckpointError", "latest", "prune", "write"]
 
@@ -49,9 +51,10 @@ def name(generation: int) -> str:
 
 
 def write(run: Path, generation: int, population: Mapping[str, Any], state: Mapping[str, Any],
-          weights: Mapping[int, Path], *, keep: int = 3) -> Path:
-    """Write the checkpoint of ``generation``; ``weights`` maps individual ids to state files,
-    which are copied (not linked: damage to one file must not reach every checkpoint)."""
+          weights: Mapping[int, TrainState], *, keep: int = 3) -> Path:
+    """Write the checkpoint of ``generation``; ``weights`` maps individual ids to their training
+    states, written from memory (not copied from ``weights/``: a damaged or lost file there
+    must not reach a checkpoint)."""
     root = run / "checkpoints"
     root.mkdir(exist_ok=True)
     final = root / name(generation)
@@ -65,10 +68,8 @@ def write(run: Path, generation: int, population: Mapping[str, Any], state: Mapp
     }
     for rel, data in files.items():
         _write_synced(tmp / rel, data)
-    for ident, source in sorted(weights.items()):
-        target = tmp / "weights" / f"{ident}.safetensors"
-        shutil.copyfile(source, target)
-        _fsync_file(target)
+    for ident, train_state in sorted(weights.items()):
+        save_state(tmp / "weights" / f"{ident}.safetensors", train_state, {"id": ident})
     digests = {rel: _sha256(tmp / rel) for rel in _files(tmp)}
     _write_synced(tmp / "manifest.json", _json({"generation": generation, "sha256": digests}))
     _fsync_dir(tmp / "weights")
@@ -97,6 +98,20 @@ def prune(run: Path, keep: int) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
     for old in _generations(root)[:-keep]:
         shutil.rmtree(root / name(old), ignore_errors=True)
+
+
+def discard_after(run: Path, generation: int) -> list[str]:
+    """Before resuming from ``generation``: delete leftovers of interrupted writes and every
+    newer checkpoint (damaged, or about to be written again); returns the names deleted."""
+    root = run / "checkpoints"
+    if not root.is_dir():
+        return []
+    for leftover in root.glob(".gen-*.tmp"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    newer = [g for g in _generations(root) if g > generation]
+    for g in newer:
+        shutil.rmtree(root / name(g), ignore_errors=True)
+    return [name(g) for g in newer]
 
 
 def latest(run: Path) -> tuple[Checkpoint | None, list[str]]:
@@ -204,17 +219,4 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # e.g. platforms without directory handles
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+_fsync_dir = fsync_dir

@@ -159,9 +159,11 @@ def resume_command(run_dir: str, generations: int | None, quiet: bool) -> None:
 
 def _drive(start, source: str = "the config"):
     """Run ``start()``, turning user mistakes into exit 2 and run failures into exit 1."""
+    from .checkpoint import CheckpointError
     from .config import ConfigError
     from .lock import RunLockedError
     from .rundir import RunDirError
+    from .states import StateFileError
 
     try:
         return start()
@@ -173,6 +175,12 @@ def _drive(start, source: str = "the config"):
     except (RunDirError, RunLockedError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except (StateFileError, CheckpointError) as exc:
+        click.echo(f"error: the run directory is damaged: {exc}", err=True)
+        sys.exit(2)
+    except OSError as exc:
+        click.echo(f"error: {exc.filename or 'the run directory'}: {exc.strerror or exc}", err=True)
+        sys.exit(1)
     except RuntimeError as exc:
         click.echo(f"error: the run failed: {exc}", err=True)
         sys.exit(1)
@@ -373,7 +381,10 @@ def export_command(run_dir: str, ident: int, target: str) -> None:
     view = _view(run_dir)
     _entry(view, ident)
     try:
-        result = export(view, ident, target)
+        try:
+            result = export(view, ident, target)
+        except ExportError:  # a running driver may have moved the weights on: read it again
+            result = export(_view(run_dir), ident, target)
     except ExportError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

@@ -168,9 +168,11 @@ def resume(run_dir: str | Path, *, generations: int | None = None,
             raise ConfigError([(key, f"differs from the config the run was started with "
                                      f"({before!r} then, {after!r} now); a resumed run keeps its "
                                      f"config") for key, before, after in changed])
-        if generations is None:
-            generations = int(start.state["generations"]) if start is not None \
-                else config.search.generations
+        if generations is None:  # a run goes on to what it was last asked for, or to an
+            generations = config.search.generations  # edited config.yaml's count
+            if start is not None and ran is not None and \
+                    ran["search"]["generations"] == config.search.generations:
+                generations = int(start.state["generations"])
         if start is not None and generations < start.generation:
             raise ConfigError([("--generations", f"the run already has {start.generation} "
                                                  f"generations; ask for at least that many")])
@@ -178,7 +180,8 @@ def resume(run_dir: str | Path, *, generations: int | None = None,
         journal.repair(path / "journal.jsonl")
         rundir = RunDir(path)
         rundir.weights.mkdir(exist_ok=True)
-        checkpoint.prune(path, config.checkpoints.keep)  # leftovers of an interrupted write
+        # newer checkpoints are damaged or about to be rewritten; the start is never pruned
+        checkpoint.discard_after(path, start.generation if start is not None else -1)
         if start is not None and notes:
             checkpoint.point(path, start.generation)  # LATEST names a checkpoint that verifies
         rundir.append({"event": "resumed", "checkpoint": start.path.name if start else None,
@@ -190,8 +193,10 @@ def resume(run_dir: str | Path, *, generations: int | None = None,
                      replay=journal.Replay.of(lines)).run()
 
 
-# Keys a resumed run may change: how long it goes on, how many checkpoints it keeps, where it runs.
-RESUMABLE = ("search.generations", "search.max_evaluations", "checkpoints.", "dispatch.")
+# Keys a resumed run may change: how long it goes on, how many checkpoints it keeps, where it runs
+# (not threads_per_worker: CPU results depend on the thread count).
+RESUMABLE = ("search.generations", "search.max_evaluations", "checkpoints.", "dispatch.devices",
+             "dispatch.workers_per_device", "dispatch.backend", "dispatch.scheduler")
 
 
 class _Loop:
@@ -471,7 +476,12 @@ class _Loop:
             "history": self.history, "operators": {n: op.state() for n, op in self.ops.items()},
             "random": _random_states(), "config": self.c.to_dict(),
         }
-        weights = {p.id: p.state_file for p in population if p.state_file is not None}
+        weights = {}
+        for p in population:  # from memory, or from disk checked against the journaled hash
+            if p.state is not None:
+                weights[p.id] = p.state
+            elif p.state_file is not None:
+                weights[p.id] = load_state(p.state_file, p.state_sha256)[0]
         checkpoint.write(self.rundir.path, generation, doc, state, weights,
                          keep=self.c.checkpoints.keep)
         alive = {p.id for p in population}

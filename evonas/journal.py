@@ -19,10 +19,15 @@ __all__ = ["Replay", "append", "read", "repair"]
 
 def append(path: Path, event: dict[str, Any]) -> None:
     line = json.dumps(event, allow_nan=False, separators=(",", ":"))
+    new = not os.path.exists(path)
     with open(path, "a", encoding="utf-8") as f:
         f.write(line + "\n")
         f.flush()
         os.fsync(f.fileno())
+    if new:  # the journal's own directory entry must survive a power loss too
+        from .states import fsync_dir
+
+        fsync_dir(Path(path).parent)
 
 
 def read(path: Path) -> tuple[list[dict[str, Any]], int]:

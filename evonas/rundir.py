@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any, Sequence
@@ -14,6 +13,7 @@ from typing import Any, Sequence
 import yaml
 
 from . import journal
+from .states import write_atomic
 
 __all__ = ["RunDir", "RunDirError"]
 
@@ -69,9 +69,4 @@ class RunDir:
         return journal.read(self.path / "journal.jsonl")[0]
 
     def _replace(self, name: str, text: str) -> None:
-        tmp = self.path / f".{name}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path / name)
+        write_atomic(self.path / name, text.encode("utf-8"))

@@ -15,10 +15,10 @@ from pymoo.indicators.hv import HV
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 import objectives
-from genomes import Genome
+from genomes import Genome, GenomeError
 
 from . import journal
-from .config import ConfigError, RunConfig, load
+from .config import ConfigError, RunConfig, load, parse
 from .rundir import RunDirError
 
 __all__ = ["Entry", "RunView"]
@@ -58,37 +58,47 @@ class RunView:
     directions: dict[str, str]
     entries: dict[int, Entry]
     generations: dict[int, dict[str, Any]] = field(default_factory=dict)
+    skipped: int = 0  # journal lines that could not be read
 
     @classmethod
     def load(cls, path: str | Path) -> RunView:
         path = Path(path)
         if not (path / "config.yaml").is_file():
             raise RunDirError(f"{str(path)!r} is not a run directory (it has no config.yaml)")
-        try:
-            config = load(path / "config.yaml")
+        lines, _ = journal.read(path / "journal.jsonl")
+        started = next((line["config"] for line in lines if line.get("event") == "started"
+                        and isinstance(line.get("config"), dict)), None)
+        try:  # the config the run started with, even if config.yaml was edited since
+            config = parse(started) if started is not None else load(path / "config.yaml")
         except ConfigError as exc:
             where, message = exc.issues[0]
             raise RunDirError(f"{path / 'config.yaml'}: {where}: {message}") from None
         directions = {}
-        for item in config.objectives:
-            obj = objectives.get(item.name, **item.options())
+        for i, item in enumerate(config.objectives):
+            try:
+                obj = objectives.get(item.name, **item.options())
+            except ValueError as exc:
+                raise RunDirError(f"{path / 'config.yaml'}: objectives[{i}]: {exc}") from None
             directions[obj.key] = obj.direction
-        lines, _ = journal.read(path / "journal.jsonl")
         entries: dict[int, Entry] = {}
         pruned: set[int] = set()
         generations: dict[int, dict[str, Any]] = {}
+        skipped = 0
         for line in lines:
             event = line.get("event")
-            if event in ("evaluated", "failed"):
-                entries[int(line["id"])] = _entry(line, path)
-            elif event == "pruned":
-                pruned.add(int(line["id"]))
-            elif event == "generation":
-                generations[int(line["generation"])] = line
+            try:
+                if event in ("evaluated", "failed"):
+                    entries[int(line["id"])] = _entry(line, path)
+                elif event == "pruned":
+                    pruned.add(int(line["id"]))
+                elif event == "generation":
+                    generations[int(line["generation"])] = line
+            except (KeyError, TypeError, ValueError, GenomeError):
+                skipped += 1  # a line this version cannot read: the rest still counts
         for ident in pruned & set(entries):
             if entries[ident].status != "failed":
                 entries[ident].status = "pruned"
-        return cls(path, config, directions, entries, generations)
+        return cls(path, config, directions, entries, generations, skipped)
 
     # ------------------------------------------------------------------ queries
     def get(self, ident: int) -> Entry:
@@ -100,7 +110,8 @@ class RunView:
 
     @property
     def complete(self) -> list[Entry]:
-        return [e for e in self.entries.values() if e.status == "complete"]
+        return [e for e in self.entries.values() if e.status == "complete"
+                and all(k in e.objectives for k in self.directions)]
 
     def matrix(self, entries: list[Entry]) -> np.ndarray:
         """Objective values, each column turned into minimisation."""

@@ -20,7 +20,8 @@ from safetensors.torch import load as load_bytes, save as save_bytes
 from objectives import TrainState
 from objectives.training import EpochStats
 
-__all__ = ["StateFileError", "load_state", "load_weights", "save_state", "save_weights", "write_atomic"]
+__all__ = ["StateFileError", "fsync_dir", "load_state", "load_weights", "save_state", "save_weights",
+           "write_atomic"]
 
 _FORMAT = "evonas.state/1"
 
@@ -79,7 +80,8 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def write_atomic(path: str | Path, data: bytes) -> None:
-    """Write to a temporary name, fsync, rename: a reader sees the old file or the new one."""
+    """Write to a temporary name, fsync, rename, fsync the folder: a reader sees the old file or
+    the new one, and after a power loss the rename is not lost."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
@@ -87,6 +89,21 @@ def write_atomic(path: str | Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Make a folder's entries (a new or renamed file) durable."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # e.g. platforms without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _read(path: str | Path, need_format: bool = True,

@@ -234,3 +234,61 @@ def test_a_lock_left_by_a_killed_driver_is_taken_over(tmp_path):
     holder.wait()
     with RunLock(tmp_path):
         assert json.loads((tmp_path / "lock").read_text())["pid"] == os.getpid()
+
+
+def _fallback_copy(run: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the run whose newest checkpoint is damaged, and the one resume falls back to."""
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    names = sorted(p.name for p in (copy / "checkpoints").iterdir())
+    (copy / "checkpoints" / names[-1] / "state.json").write_text("{}")
+    return copy, copy / "checkpoints" / names[-2]
+
+
+def test_lost_run_weights_of_the_population_do_not_stop_a_resume(reference, tmp_path):
+    _, run, expected = reference
+    copy, fallback = _fallback_copy(run, tmp_path)
+    population = json.loads((fallback / "population.json").read_text())
+    named = {d["id"]: d["state_file"] for d in population["individuals"]}
+    lost = [copy / "weights" / named[i] for i in population["population"]]
+    lost[0].unlink()  # a file the journal names, gone
+    lost[1].write_bytes(lost[1].read_bytes()[:100])  # and one cut short
+    engine.resume(copy)
+    assert _outcome(copy)["population"] == expected["population"]
+    final = checkpoint.read(copy / "checkpoints" / (copy / "LATEST").read_text().strip())
+    for ident in final.weights:  # every checkpoint written after the loss verifies
+        final.load_weights(ident)
+
+
+def test_resume_never_prunes_the_checkpoint_it_starts_from(reference, tmp_path):
+    _, run, expected = reference
+    copy, fallback = _fallback_copy(run, tmp_path)
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    config["checkpoints"]["keep"] = 1  # an allowed change
+    (copy / "config.yaml").write_text(yaml.safe_dump(config))
+    engine.resume(copy)
+    assert _outcome(copy)["population"] == expected["population"]
+    assert [p.name for p in (copy / "checkpoints").iterdir()] == [(copy / "LATEST").read_text().strip()]
+
+
+def test_resume_cli_errors_exit_2_without_a_traceback(reference, tmp_path):
+    from click.testing import CliRunner
+
+    from evonas.cli import main
+
+    _, run, _ = reference
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    config["objectives"][0]["name"] = "val_accuracy"
+    (copy / "config.yaml").write_text(yaml.safe_dump(config))
+    cases = {tmp_path / "empty": "holds no run", copy: "objectives"}
+    (tmp_path / "empty").mkdir()
+    for target, message in cases.items():
+        result = CliRunner().invoke(main, ["resume", str(target)])
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert "Traceback" not in result.output
+    with open(run / "journal.jsonl") as f:
+        journal = f.read()
+    (copy / "journal.jsonl").write_text(journal + '{"event":"evaluated","id":99}\n')
+    assert CliRunner().invoke(main, ["front", str(copy)]).exit_code == 0  # an odd line is skipped
