@@ -200,8 +200,8 @@ def _print_front(result) -> None:
 
     keys = [o.name if o.name != "tabular" else o.model_extra["value_column"]
             for o in result.config.objectives]
-    table = Table(title=f"Pareto front: {len(result.front)} networks "
-                        f"({len(result.individuals)} evaluated)")
+    evaluated = sum(i.record is not None for i in result.individuals)
+    table = Table(title=f"Pareto front: {len(result.front)} networks ({evaluated} evaluated)")
     extra_params = "params" not in keys
     for col in ("id", "gen", "operator", *keys, *(["val acc"] if "val_error" in keys else []),
                 "test acc", *(["params"] if extra_params else [])):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Annotated, Any, Literal, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -84,11 +84,13 @@ class SearchConfig(_Strict):
 
 
 class DispatchConfig(_Strict):
-    devices: Literal["auto", "cpu"] | list[int] = "cpu"
+    devices: Literal["auto", "cpu"] | list[Annotated[int, Field(ge=0)]] = "cpu"
     workers_per_device: int = Field(1, ge=1)
     threads_per_worker: int = Field(1, ge=1)
-    backend: Literal["local", "dask"] = "local"
-    scheduler: str | None = None
+    backend: Literal["local", "inline", "dask"] = "local"
+    scheduler: str | None = None  # dask: tcp://HOST:PORT
+    timeout_s: float | None = Field(None, gt=0)  # an evaluation running longer fails
+    retries: int = Field(2, ge=0)  # a job whose worker died runs again on a fresh one
 
 
 class CheckpointConfig(_Strict):
@@ -287,8 +289,10 @@ def _check_names(config: RunConfig) -> list[tuple[str, str]]:
         issues.append(("training.early_ranking.rungs", f"must be increasing positive epochs ending at "
                                                        f"training.epochs ({config.training.epochs}), "
                                                        f"got {er.rungs}"))
-    if config.dispatch.backend == "dask":
-        issues.append(("dispatch.backend", "'dask' is not available yet; use 'local'"))
+    if config.dispatch.backend == "dask" and not (config.dispatch.scheduler or "").startswith(
+            ("tcp://", "tls://", "inproc://", "ws://", "wss://", "ucx://")):
+        issues.append(("dispatch.scheduler", f"the dask back-end needs the scheduler's address, "
+                                             f"e.g. tcp://HOST:8786; got {config.dispatch.scheduler!r}"))
     return issues
 
 

@@ -93,20 +93,26 @@ class SuccessiveHalving:
             raise ValueError(f"training.early_ranking.keep must be in (0, 1], got {keep!r}")
         self.rungs, self.keep = tuple(rungs), float(keep)
 
-    def run(self, n: int, advance: Callable[[int, int], EvaluationRecord],
-            directions: Mapping[str, str]) -> HalvingReport:
+    def run(self, n: int, advance: Callable[[int, int], EvaluationRecord] | None,
+            directions: Mapping[str, str], *,
+            batch: Callable[[list[int], int], list[EvaluationRecord]] | None = None) -> HalvingReport:
         """Run the schedule over candidates ``0..n-1``.
 
         ``advance(i, epochs)`` trains candidate ``i`` up to ``epochs`` (continuing its earlier
         training) and returns its record; ``directions`` maps objective keys to 'min'/'max'.
+        ``batch(indices, epochs)``, where given, does a whole rung at once (in parallel).
         """
+        if batch is None:
+            if advance is None:
+                raise ValueError("pass advance or batch")
+            batch = lambda indices, epochs: [advance(i, epochs) for i in indices]  # noqa: E731
         records: list[EvaluationRecord | None] = [None] * n
         reached = [0] * n
         alive, rungs, spent = list(range(n)), [], 0
         for level, epochs in enumerate(self.rungs):
             ok, failed = [], []
-            for i in alive:
-                records[i] = advance(i, epochs)
+            for i, record in zip(alive, batch(list(alive), epochs)):
+                records[i] = record
                 spent += epochs - reached[i]
                 reached[i] = epochs
                 (ok if records[i].ok else failed).append(i)

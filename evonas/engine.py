@@ -35,7 +35,9 @@ from .lock import RunLock
 from .progress import Progress
 from .rundir import RunDir, RunDirError
 from .selection import make_selection
-from .states import StateFileError, load_state, save_state
+from .dispatch import Dispatcher, make_dispatcher
+from .jobs import evaluate_job, make_job
+from .states import StateFileError, load_state, state_from_bytes, write_atomic
 
 __all__ = ["Resolved", "RunResult", "resolve", "resume", "run"]
 
@@ -203,6 +205,8 @@ class _Loop:
     """One run's state. ``start`` (a checkpoint) and ``replay`` (the journal) make a resumed
     loop continue exactly where the interrupted one was."""
 
+    JOB = staticmethod(evaluate_job)  # what a worker runs for one evaluation
+
     def __init__(self, r: Resolved, rundir: RunDir | None, progress: Progress, *,
                  generations: int | None = None, start: checkpoint.Checkpoint | None = None,
                  replay: Replay | None = None):
@@ -223,6 +227,11 @@ class _Loop:
         self.history: list[dict[str, Any]] = []
         self.evaluations = 0
         self.next_id = 0
+        self.dispatcher: Dispatcher | None = None  # started at the first training, kept warm
+        t = self.c.task
+        self.task_spec = {"dataset": t.dataset, "seed": self.c.seed, "options": t.options()}
+        self.job_objectives = [(item.name, item.options()) for item, obj in
+                               zip(self.c.objectives, r.objectives) if obj.cost == "expensive"]
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> RunResult:
@@ -264,6 +273,9 @@ class _Loop:
         finally:
             torch.set_num_threads(torch_threads)
             self.progress.stop()
+            if self.dispatcher is not None:
+                self.dispatcher.close()
+                self.dispatcher = None
         if not stopped:
             self._event({"event": "finished", "generations": self.generations,
                          "evaluations": self.evaluations, "time": _now()})
@@ -365,42 +377,60 @@ class _Loop:
         todo = [ind for ind in batch if ind.record is None]
         if todo:
             report = SuccessiveHalving(rungs=rungs, keep=keep).run(
-                len(todo), lambda i, epochs: self._advance(todo[i], epochs, final=epochs == rungs[-1]),
-                self.r.directions)
+                len(todo), None, self.r.directions,
+                batch=lambda indices, epochs: self._advance_many(
+                    [todo[i] for i in indices], epochs, final=epochs == rungs[-1]))
             for ind, record in zip(todo, report.records):
                 ind.record = record
                 if record.state is EvalState.PRUNED and ind.id not in self.replay.pruned:
                     self._event({"event": "pruned", "id": ind.id, "epochs": record.epochs})
                 self._count(ind)
 
-    def _advance(self, ind: Individual, epochs: int, *, final: bool = True) -> EvaluationRecord:
-        """Train ``ind`` up to ``epochs``; journal the result at once, its weights written first.
-        A resumed run takes the result from the journal where it is there."""
-        if (record := self._replayed(ind, epochs)) is not None:
-            return record
-        start = time.perf_counter()
+    def _advance_many(self, inds: list[Individual], epochs: int, *,
+                      final: bool = True) -> list[EvaluationRecord]:
+        """Train each of ``inds`` up to ``epochs``, dispatched in parallel; each result is
+        journaled the moment it arrives, its weights written first. A resumed run takes results
+        from the journal where they are there."""
+        records: list[EvaluationRecord | None] = [self._replayed(ind, epochs) for ind in inds]
+        todo = [k for k, r in enumerate(records) if r is None]
+        if not todo:
+            return records
+        jobs = [self._job(inds[k], epochs) for k in todo]
+        if self.dispatcher is None:
+            self.dispatcher = make_dispatcher(self.c.dispatch)
+        for j, result in self.dispatcher.run(type(self).JOB, jobs):
+            records[todo[j]] = self._arrived(inds[todo[j]], epochs, final, result)
+        return records
+
+    def _job(self, ind: Individual, epochs: int) -> dict[str, Any]:
         training = self.r.training
         if ind.inherited:
             training = replace(training, lr=training.lr * self.c.training.inherited_lr_scale)
         state = ind.state
         if state is None and ind.state_file is not None:  # promoted after a restart
             state = load_state(ind.state_file, ind.state_sha256)[0]
-        result = objectives.evaluate(
-            ind.genome, self.expensive, task=self.r.task, training=training, epochs=epochs,
-            seed=self._seed("train", ind.id), state=state,
-            weights=ind.weights if state is None else None, report=self.report,
-            device=self.r.device)
-        ind.seconds += time.perf_counter() - start
-        rec = result.record
+        return make_job(ident=ind.id, genome=ind.genome, objectives=self.job_objectives,
+                        report=[o.key for o in self.report], task=self.task_spec,
+                        training=training, epochs=epochs, seed=self._seed("train", ind.id),
+                        state=state, weights=ind.weights if state is None else None)
+
+    def _arrived(self, ind: Individual, epochs: int, final: bool, result: dict) -> EvaluationRecord:
+        rec = EvaluationRecord.from_dict(result["record"])
+        if result.get("started") is not None:
+            ind.seconds += result["ended"] - result["started"]
         record = EvaluationRecord(rec.genome_hash, rec.state, {**ind.cheap, **rec.objectives},
                                   rec.reported, rec.curve, rec.epochs, rec.reason)
         extra: dict[str, Any] = {"rung_epochs": epochs, "rung_final": final}
-        if result.state is not None:
-            ind.state = result.state
+        if result.get("device"):
+            extra["device"] = result["device"]
+        data = result.get("state")
+        if data is not None:
+            ind.state = state_from_bytes(data)
             if self.rundir is not None and record.ok:
                 previous = ind.state_file
                 ind.state_file = self.rundir.weights / f"{ind.id}-e{epochs}.safetensors"
-                ind.state_sha256 = save_state(ind.state_file, result.state, {"id": ind.id})
+                write_atomic(ind.state_file, data)
+                ind.state_sha256 = hashlib.sha256(data).hexdigest()
                 extra.update(weights=f"weights/{ind.state_file.name}", sha256=ind.state_sha256)
                 self._journal(ind.journal_line(record, **extra))
                 if previous is not None and previous != ind.state_file:

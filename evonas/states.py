@@ -21,6 +21,7 @@ from objectives import TrainState
 from objectives.training import EpochStats
 
 __all__ = ["StateFileError", "fsync_dir", "load_state", "load_weights", "save_state", "save_weights",
+           "state_from_bytes", "state_to_bytes", "weights_from_bytes", "weights_to_bytes",
            "write_atomic"]
 
 _FORMAT = "evonas.state/1"
@@ -32,6 +33,13 @@ class StateFileError(Exception):
 
 def save_state(path: str | Path, state: TrainState, meta: Mapping[str, Any] | None = None) -> str:
     """Write ``state`` (and JSON-able ``meta``) to ``path`` atomically; return its SHA-256."""
+    data = state_to_bytes(state, meta)
+    write_atomic(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def state_to_bytes(state: TrainState, meta: Mapping[str, Any] | None = None) -> bytes:
+    """A training state as safetensors bytes (what ``save_state`` writes)."""
     tensors: dict[str, torch.Tensor] = {}
     skeleton = {
         "epoch": state.epoch,
@@ -41,14 +49,19 @@ def save_state(path: str | Path, state: TrainState, meta: Mapping[str, Any] | No
         "curve": [[s.epoch, s.train_loss, s.val_accuracy, s.seconds] for s in state.curve],
     }
     header = {"format": _FORMAT, "state": json.dumps(skeleton), "meta": json.dumps(dict(meta or {}))}
-    data = save_bytes(tensors, metadata=header)
-    write_atomic(path, data)
-    return hashlib.sha256(data).hexdigest()
+    return save_bytes(tensors, metadata=header)
 
 
 def load_state(path: str | Path, sha256: str | None = None) -> tuple[TrainState, dict[str, Any]]:
     """Read what ``save_state`` wrote: the state and its meta (checked against ``sha256``)."""
-    tensors, header = _read(path, sha256=sha256)
+    return _state(*_read(path, sha256=sha256), path)
+
+
+def state_from_bytes(data: bytes) -> TrainState:
+    return _state(*_parse(data, "a training state"), "a training state")[0]
+
+
+def _state(tensors, header, where) -> tuple[TrainState, dict[str, Any]]:
     try:
         skeleton = json.loads(header["state"])
         state = TrainState(
@@ -61,7 +74,15 @@ def load_state(path: str | Path, sha256: str | None = None) -> tuple[TrainState,
         )
         return state, json.loads(header.get("meta", "{}"))
     except (KeyError, TypeError, ValueError) as exc:
-        raise StateFileError(f"{path}: not an evonas training state ({exc})") from None
+        raise StateFileError(f"{where}: not an evonas training state ({exc})") from None
+
+
+def weights_to_bytes(weights: Mapping[str, torch.Tensor]) -> bytes:
+    return save_bytes({k: v.detach().to("cpu").contiguous() for k, v in weights.items()})
+
+
+def weights_from_bytes(data: bytes) -> dict[str, torch.Tensor]:
+    return _parse(data, "weights", need_format=False)[0]
 
 
 def save_weights(path: str | Path, weights: Mapping[str, torch.Tensor],
@@ -114,14 +135,18 @@ def _read(path: str | Path, need_format: bool = True,
         raise StateFileError(f"cannot read {path}: {exc.strerror or exc}") from None
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise StateFileError(f"{path} does not match the SHA-256 recorded for it")
+    return _parse(data, str(path), need_format)
+
+
+def _parse(data: bytes, where: str, need_format: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     try:
         tensors = load_bytes(data)
         header = _header(data)
     except (SafetensorError, ValueError, UnicodeDecodeError) as exc:
-        raise StateFileError(f"{path} is not a safetensors file ({exc}); evonas never loads "
+        raise StateFileError(f"{where} is not a safetensors file ({exc}); evonas never loads "
                              f"pickled weights") from None
     if need_format and header.get("format") != _FORMAT:
-        raise StateFileError(f"{path}: not an evonas training state (format "
+        raise StateFileError(f"{where}: not an evonas training state (format "
                              f"{header.get('format')!r}, expected {_FORMAT!r})")
     return tensors, header
 

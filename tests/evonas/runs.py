@@ -22,7 +22,9 @@ SMALL = {
     "training": {"epochs": 2, "batch_size": 64, "early_ranking": {"rungs": [1, 2], "keep": 0.5},
                  "repair_steps": 5},
     "checkpoints": {"keep": 3},
+    "dispatch": {"backend": "inline"},  # fast; the kill test also runs it on worker processes
 }
+WORKERS = ("--set", "dispatch.backend=local", "--set", "dispatch.workers_per_device=2")
 
 # Runs the CLI in a child process; EVONAS_TEST_PAUSE makes it stop inside a write (half a file
 # written, fsynced) and wait there to be killed, so those moments are hit for certain.
@@ -46,12 +48,11 @@ if pause == "checkpoint":  # inside state.json of the third checkpoint
     checkpoint._write_synced = write
 elif pause == "weights":  # a state file written, its journal line not yet
     from evonas import engine
-    real, calls = engine.save_state, []
-    def save(*args, **kwargs):
-        digest = real(*args, **kwargs); calls.append(1)
+    real, calls = engine.write_atomic, []
+    def save(path, data):
+        real(path, data); calls.append(1)
         if len(calls) == 9: hold()
-        return digest
-    engine.save_state = save
+    engine.write_atomic = save
 elif pause == "journal":  # half a journal line written
     from evonas import journal
     real, calls = journal.append, []

@@ -24,6 +24,7 @@ def tiny(**search) -> dict:
         "objectives": [{"name": "val_error"}, {"name": "params"}],
         "training": {"epochs": 2, "batch_size": 32, "early_ranking": {"rungs": [1, 2], "keep": 0.5},
                      "repair_steps": 5},
+        "dispatch": {"backend": "inline"},  # in-process: fast, and monkeypatches reach it
     }
 
 
@@ -101,15 +102,15 @@ def test_a_failing_candidate_never_stops_the_run(tmp_path, monkeypatch):
 
 def test_ctrl_c_stops_cleanly_keeping_what_is_done(tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = engine._Loop._advance
+    real = engine._Loop._arrived
 
-    def interrupted(self, ind, epochs, **kwargs):
+    def interrupted(self, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 7:
             raise KeyboardInterrupt
-        return real(self, ind, epochs, **kwargs)
+        return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(engine._Loop, "_advance", interrupted)
+    monkeypatch.setattr(engine._Loop, "_arrived", interrupted)
     result = evonas.run(tiny(), run_dir=tmp_path / "run")
     assert result.stopped and result.front
     lines = (tmp_path / "run/journal.jsonl").read_text().splitlines()

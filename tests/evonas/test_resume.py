@@ -23,14 +23,15 @@ from evonas import checkpoint, engine
 from evonas.config import ConfigError
 from evonas.progress import Progress
 
-from tests.evonas.runs import SMALL, cli as _cli, lines as _lines, outcome as _outcome, small_run
+from tests.evonas.runs import SMALL, WORKERS, cli as _cli, lines as _lines, outcome as _outcome, small_run
 
 
 def _kill_and_resume(root: Path, case: int, moment: dict) -> tuple[dict, str]:
     run = root / f"case{case}"
     marker = root / f"case{case}.marker"
     env = {"EVONAS_TEST_PAUSE": moment.get("pause", ""), "EVONAS_TEST_MARKER": str(marker)}
-    proc = _cli("run", str(root / "small.yaml"), "--run-dir", str(run), "--quiet", env=env)
+    workers = WORKERS if case % 2 == 0 else ()  # half the runs on two worker processes
+    proc = _cli("run", str(root / "small.yaml"), "--run-dir", str(run), "--quiet", *workers, env=env)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
         if ("pause" in moment and marker.exists()) or \
