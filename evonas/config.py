@@ -289,6 +289,10 @@ def _check_names(config: RunConfig) -> list[tuple[str, str]]:
         issues.append(("training.early_ranking.rungs", f"must be increasing positive epochs ending at "
                                                        f"training.epochs ({config.training.epochs}), "
                                                        f"got {er.rungs}"))
+    devices = config.dispatch.devices
+    if isinstance(devices, list) and len(set(devices)) != len(devices):
+        issues.append(("dispatch.devices", f"GPU ids must differ, got {devices}; use "
+                                           f"dispatch.workers_per_device for more workers per GPU"))
     if config.dispatch.backend == "dask" and not (config.dispatch.scheduler or "").startswith(
             ("tcp://", "tls://", "inproc://", "ws://", "wss://", "ucx://")):
         issues.append(("dispatch.scheduler", f"the dask back-end needs the scheduler's address, "

@@ -54,8 +54,8 @@ def slots(devices: str | Sequence[int], workers_per_device: int, *, cuda: bool |
 
         cuda = torch.cuda.is_available()
         count = torch.cuda.device_count() if cuda else 0
-    else:
-        count = 0
+    else:  # told (tests, fake ids): one GPU where there is "CUDA"
+        count = 1 if cuda else 0
     if devices == "cpu" or (devices == "auto" and not count):
         return [Slot("cpu", "cpu")] * workers_per_device
     gpus = list(range(count)) if devices == "auto" else list(devices)
@@ -106,7 +106,7 @@ class Inline(Dispatcher):
                 result = fn(job, self.device)
                 lease.outcome = "done"
             except Exception as exc:  # a failing candidate never stops the run
-                result = failure(job, f"{type(exc).__name__}: {str(exc)[:300]}")
+                result = failure(job, f"{type(exc).__name__}: {str(exc)[:300]}", lease.acquired)
                 lease.outcome = "raised"
             finally:
                 lease.released = time.time()
@@ -114,7 +114,13 @@ class Inline(Dispatcher):
 
 
 class _Worker:
-    """A warm worker process bound to one slot, fed jobs through a pipe."""
+    """A warm worker process bound to one slot, fed jobs through a pipe.
+
+    Protocol: the driver sends ``(fn, job, device)``; the worker answers ``("started", pid)`` at
+    once, then ``("result", result)``. A time-out runs from "started" (not from the send, which
+    may wait for a fresh worker to import torch), and a worker that dies before "started" has
+    not begun the job, so the job is not charged with the death.
+    """
 
     def __init__(self, context, slot: Slot):
         self.slot = slot
@@ -133,12 +139,24 @@ class _Worker:
                 else:
                     os.environ["CUDA_VISIBLE_DEVICES"] = saved
         child.close()
-        self.job: int | None = None
-        self.since = 0.0
+        self.job: int | None = None  # the job it holds, from send to result
+        self.started: float | None = None  # monotonic time the worker took the job up
+        self.sent = 0.0
 
     def send(self, index: int, fn, job: Job) -> None:
-        self.job, self.since = index, time.monotonic()
+        self.job, self.started, self.sent = index, None, time.monotonic()
         self.conn.send((fn, job, self.slot.device))
+
+    def receive(self) -> Result | None:
+        """Read what the worker said; the result once it is there, else None."""
+        while self.conn.poll():
+            kind, payload = self.conn.recv()
+            if kind == "started":
+                self.started = time.monotonic()
+            else:
+                self.job, self.started = None, None
+                return payload
+        return None
 
     def stop(self, *, kill: bool = False) -> None:
         if self.process.is_alive():
@@ -175,11 +193,12 @@ def _serve(conn, parent: int) -> None:
             return
         fn, job, device = message
         try:
-            result = fn(job, device)
-        except Exception as exc:  # reported as this job's failure; the worker stays
-            result = failure(job, f"{type(exc).__name__}: {str(exc)[:300]}")
-        try:
-            conn.send(result)
+            conn.send(("started", os.getpid()))
+            try:
+                result = fn(job, device)
+            except Exception as exc:  # reported as this job's failure; the worker stays
+                result = failure(job, f"{type(exc).__name__}: {str(exc)[:300]}")
+            conn.send(("result", result))
         except (EOFError, OSError):
             return
 
@@ -200,6 +219,8 @@ def _die_with(parent: int) -> None:
 class LocalPool(Dispatcher):
     """Worker processes on this machine, one per slot, kept warm across ``run`` calls."""
 
+    START_S = 300.0  # a fresh worker that has not taken up its job by then is broken
+
     def __init__(self, slots_: Sequence[Slot], *, timeout_s: float | None = None, retries: int = 2,
                  start_method: str = "loky"):
         if not slots_:
@@ -211,9 +232,11 @@ class LocalPool(Dispatcher):
         self.lease_log: list[Lease] = []
 
     def run(self, fn, jobs):
+        self._abandon()  # a worker still holding a job of an earlier, unfinished run
         pending = deque(range(len(jobs)))
         deaths: dict[int, int] = {}
         leases: dict[int, Lease] = {}
+        lost_starts = 0
         try:
             while pending or leases:
                 for s in range(len(self.slots)):  # lease every free slot to a waiting job
@@ -221,6 +244,8 @@ class LocalPool(Dispatcher):
                         continue
                     worker = self.workers[s]
                     if worker is None or not worker.process.is_alive():
+                        if worker is not None:
+                            worker.stop(kill=True)
                         worker = self.workers[s] = _Worker(self.context, self.slots[s])
                     index = pending.popleft()
                     lease = Lease(index, s, self.slots[s].lease, time.time())
@@ -228,41 +253,48 @@ class LocalPool(Dispatcher):
                     try:
                         worker.send(index, fn, jobs[index])
                     except OSError:  # the worker went away while idle: a fresh one next round
-                        worker.stop(kill=True)
-                        self.workers[s] = None
+                        self._drop(s)
                         lease.released, lease.outcome = time.time(), "not sent"
                         pending.appendleft(index)
                         continue
                     leases[s] = lease
+                if not leases:
+                    continue
                 busy = {s: self.workers[s] for s in leases}
-                ready = set(wait([w.conn for w in busy.values()] + [w.process.sentinel for w in busy.values()],
-                                 timeout=self._wait(busy)))
+                wait([w.conn for w in busy.values()] + [w.process.sentinel for w in busy.values()],
+                     timeout=self._wait(busy))
                 for s, worker in busy.items():
                     index, lease = worker.job, leases[s]
-                    outcome = None
-                    if worker.conn in ready or worker.process.sentinel in ready:
-                        try:
-                            outcome = ("done", worker.conn.recv()) if worker.conn.poll() else None
-                        except (EOFError, OSError):
-                            outcome = None
-                        if outcome is None and not worker.process.is_alive():
-                            worker.process.join()
-                            code = worker.process.exitcode
-                            worker.stop(kill=True)
-                            self.workers[s] = None
+                    try:
+                        result = worker.receive()
+                    except (EOFError, OSError):
+                        result = None
+                    if result is not None:
+                        outcome = ("done", result)
+                    elif not worker.process.is_alive():
+                        began = worker.started is not None
+                        code = worker.process.exitcode
+                        self._drop(s)
+                        if not began:  # it died before taking the job up: not the job's fault
+                            lost_starts += 1
+                            if lost_starts > 3 * len(self.slots) + 3:
+                                raise RuntimeError(f"worker processes keep dying before they start "
+                                                   f"({_exit(code)}); see their output above")
+                            outcome = ("retry", None)
+                        else:
                             deaths[index] = deaths.get(index, 0) + 1
-                            if deaths[index] <= self.retries:
-                                outcome = ("retry", None)
-                            else:
-                                outcome = ("died", failure(jobs[index], f"worker died ({_exit(code)}), "
-                                                                          f"{deaths[index]} times"))
-                    if outcome is None and self.timeout_s is not None and \
-                            time.monotonic() - worker.since > self.timeout_s:
-                        worker.stop(kill=True)
-                        self.workers[s] = None
-                        outcome = ("timed out", failure(jobs[index], f"time-out: the evaluation ran "
-                                                                     f"past dispatch.timeout_s = {self.timeout_s} s"))
-                    if outcome is None:
+                            outcome = ("retry", None) if deaths[index] <= self.retries else (
+                                "died", failure(jobs[index], f"worker died ({_exit(code)}), "
+                                                             f"{deaths[index]} times", lease.acquired))
+                    elif self._late(worker):
+                        self._drop(s)
+                        outcome = ("timed out", failure(
+                            jobs[index], f"time-out: the evaluation ran past dispatch.timeout_s = "
+                                         f"{self.timeout_s} s", lease.acquired))
+                    elif worker.started is None and time.monotonic() - worker.sent > self.START_S:
+                        self._drop(s)
+                        raise RuntimeError(f"a worker process did not start within {self.START_S:.0f} s")
+                    else:
                         continue
                     lease.released, lease.outcome = time.time(), outcome[0]
                     del leases[s]
@@ -270,23 +302,37 @@ class LocalPool(Dispatcher):
                         pending.appendleft(index)  # on a fresh worker
                     else:
                         yield index, outcome[1]
-        except BaseException:
-            for s in list(leases):  # stopped (Ctrl-C, an error): their work is abandoned
-                self.workers[s].stop(kill=True)
-                self.workers[s] = None
-                leases[s].released, leases[s].outcome = time.time(), "abandoned"
-            raise
+                        break  # the caller took its time: look at every worker afresh
+        finally:
+            for s, lease in leases.items():  # stopped (Ctrl-C, an error, the caller gave up)
+                self._drop(s)
+                lease.released, lease.outcome = time.time(), "abandoned"
+
+    def _late(self, worker: _Worker) -> bool:
+        return self.timeout_s is not None and worker.started is not None and \
+            time.monotonic() - worker.started > self.timeout_s
+
+    def _drop(self, s: int) -> None:
+        if self.workers[s] is not None:
+            self.workers[s].stop(kill=True)
+            self.workers[s] = None
+
+    def _abandon(self) -> None:
+        for s, worker in enumerate(self.workers):
+            if worker is not None and worker.job is not None:
+                self._drop(s)
 
     def _wait(self, busy: dict[int, _Worker]) -> float:
         if self.timeout_s is None:
             return 1.0
-        left = min(self.timeout_s - (time.monotonic() - w.since) for w in busy.values())
-        return max(0.01, min(1.0, left))
+        left = [self.timeout_s - (time.monotonic() - w.started) for w in busy.values()
+                if w.started is not None]
+        return max(0.01, min([1.0, *left]))
 
     def close(self) -> None:
         for s, worker in enumerate(self.workers):
             if worker is not None:
-                worker.stop()
+                worker.stop(kill=worker.job is not None)  # busy ones are not waited for
                 self.workers[s] = None
 
 
@@ -310,7 +356,12 @@ def _exit(code: int | None) -> str:
 
 
 class DaskPool(Dispatcher):
-    """The jobs as futures on a ``dask.distributed`` cluster (``tcp://host:port``)."""
+    """The jobs as futures on a ``dask.distributed`` cluster (``tcp://host:port``).
+
+    A worker that dies is retried by the scheduler (its ``allowed-failures``), then the job
+    fails as "worker died". A job processing for longer than ``timeout_s`` is failed and its
+    future cancelled (dask cannot interrupt the running task itself).
+    """
 
     def __init__(self, scheduler: str, *, timeout_s: float | None = None, retries: int = 2):
         from distributed import Client
@@ -320,33 +371,46 @@ class DaskPool(Dispatcher):
         self.lease_log: list[Lease] = []
 
     def run(self, fn, jobs):
-        from distributed import as_completed
+        from distributed import wait as dask_wait
 
-        futures = {self.client.submit(fn, job, "auto", pure=False, retries=self.retries,
+        futures = {self.client.submit(fn, job, "auto", pure=False,
                                       key=f"evonas-{job.get('id')}-{job.get('epochs')}-{uuid.uuid4().hex}"): i
                    for i, job in enumerate(jobs)}
-        started = {i: time.time() for i in futures.values()}
-        done = as_completed(list(futures), with_results=False)
-        deadline = None if self.timeout_s is None else time.monotonic() + self.timeout_s * len(jobs)
-        for future in done:
-            i = futures[future]
-            lease = Lease(i, -1, "dask", started[i])
-            self.lease_log.append(lease)
-            try:
-                result = future.result()
-                lease.outcome = "done"
-            except Exception as exc:  # KilledWorker, an error inside fn, a cancelled future
-                result = failure(jobs[i], _dask_reason(exc))
-                lease.outcome = "failed"
-            lease.released = time.time()
-            if result.get("started") and result.get("ended") and self.timeout_s is not None and \
-                    result["ended"] - result["started"] > self.timeout_s:
-                result = failure(jobs[i], f"time-out: the evaluation ran past dispatch.timeout_s = "
-                                          f"{self.timeout_s} s")
-            yield i, result
-            if deadline is not None and time.monotonic() > deadline:
-                for f in futures:
-                    f.cancel()
+        submitted = time.time()
+        running: dict[str, float] = {}  # key -> when it was first seen processing on a worker
+        pending = set(futures)
+        try:
+            while pending:
+                try:
+                    done, pending = dask_wait(pending, timeout=1.0, return_when="FIRST_COMPLETED")
+                except TimeoutError:  # nothing finished this second: look at the time-outs
+                    done = set()
+                for future in done:
+                    i = futures[future]
+                    lease = Lease(i, -1, "dask", running.get(future.key, submitted), time.time())
+                    try:
+                        result, lease.outcome = future.result(), "done"
+                    except Exception as exc:  # KilledWorker, an error inside fn
+                        result, lease.outcome = failure(jobs[i], _dask_reason(exc), lease.acquired), "failed"
+                    self.lease_log.append(lease)
+                    yield i, result
+                if self.timeout_s is not None and pending:
+                    now = time.time()
+                    for keys in self.client.processing().values():
+                        for key in keys:
+                            running.setdefault(key, now)
+                    for future in list(pending):
+                        began = running.get(future.key)
+                        if began is not None and now - began > self.timeout_s:
+                            future.cancel()
+                            pending.discard(future)
+                            i = futures[future]
+                            self.lease_log.append(Lease(i, -1, "dask", began, now, "timed out"))
+                            yield i, failure(jobs[i], f"time-out: the evaluation ran past "
+                                                      f"dispatch.timeout_s = {self.timeout_s} s", began)
+        finally:
+            for future in pending:
+                future.cancel()
 
     def close(self) -> None:
         self.client.close()

@@ -12,6 +12,7 @@ import hashlib
 import math
 import random
 import time
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -398,8 +399,9 @@ class _Loop:
         jobs = [self._job(inds[k], epochs) for k in todo]
         if self.dispatcher is None:
             self.dispatcher = make_dispatcher(self.c.dispatch)
-        for j, result in self.dispatcher.run(type(self).JOB, jobs):
-            records[todo[j]] = self._arrived(inds[todo[j]], epochs, final, result)
+        with closing(self.dispatcher.run(type(self).JOB, jobs)) as results:  # Ctrl-C: abandoned
+            for j, result in results:
+                records[todo[j]] = self._arrived(inds[todo[j]], epochs, final, result)
         return records
 
     def _job(self, ind: Individual, epochs: int) -> dict[str, Any]:

@@ -46,7 +46,7 @@ def evaluate_job(job: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
     task = _task(json.dumps(job["task"], sort_keys=True))
     chosen = [objectives.get(name, **options) for name, options in job["objectives"]]
     report = [objectives.get(name) for name in job["report"]]
-    if device in ("auto", "cuda"):  # a dask worker, or a worker that sees its GPU as cuda:0
+    if device == "auto" or (device.startswith("cuda") and not torch.cuda.is_available()):
         device = "cuda" if torch.cuda.is_available() else "cpu"  # fake GPU ids run on the CPU
     target = torch.device(device)
     result = objectives.evaluate(
@@ -63,11 +63,12 @@ def evaluate_job(job: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
     }
 
 
-def failure(job: dict[str, Any], reason: str) -> dict[str, Any]:
-    """The result of a job that ended without one (an error, a time-out, a dead worker)."""
+def failure(job: dict[str, Any], reason: str, started: float | None = None) -> dict[str, Any]:
+    """The result of a job that ended without one (an error, a time-out, a dead worker);
+    ``started`` (wall-clock) counts the time it held its device."""
     record = EvaluationRecord(job["genome_hash"], EvalState.FAILED, reason=reason)
     return {"record": record.to_dict(), "state": None, "pid": None, "device": None,
-            "started": None, "ended": time.time()}
+            "started": started, "ended": time.time()}
 
 
 @lru_cache(maxsize=4)

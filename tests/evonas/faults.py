@@ -43,3 +43,4 @@ def sleepy_or_fault(job: dict, device: str) -> dict:
     if _faults().get(job["id"]) == "exit":
         os._exit(3)
     return sleepy(job, device)
+

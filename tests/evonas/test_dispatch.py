@@ -4,7 +4,9 @@ inline and dask back-ends find the same front."""
 from __future__ import annotations
 
 import csv
+import time
 from collections import Counter
+from contextlib import closing
 
 import pytest
 
@@ -135,6 +137,65 @@ def test_a_dask_worker_that_dies_fails_only_its_own_job(monkeypatch):
     assert sorted(results) == [0, 1, 2, 3]
     assert "worker died" in results[1]["record"]["reason"]
     assert all(results[i]["record"] is None and results[i]["device"] == "auto" for i in (0, 2, 3)), results
+
+
+def test_a_time_out_counts_from_when_the_worker_takes_the_job_up():
+    jobs = [{"id": i, "genome_hash": f"h{i}", "hold": 0.1} for i in range(2)]
+    with LocalPool([Slot("cpu", "cpu")], timeout_s=1.0) as pool:  # a fresh worker needs > 1 s
+        results = dict(pool.run(faults.sleepy, jobs))
+    assert all(r["record"] is None for r in results.values()), results
+
+
+def test_a_result_that_arrives_while_the_caller_is_busy_is_not_timed_out():
+    jobs = [{"id": 0, "genome_hash": "h0", "hold": 0.1}, {"id": 1, "genome_hash": "h1", "hold": 1.2}]
+    with LocalPool([Slot("cpu", "cpu")] * 2, timeout_s=2.0) as pool:
+        list(pool.run(faults.sleepy, [{"id": 9, "genome_hash": "w", "hold": 0}] * 2))  # warm
+        results = {}
+        for i, result in pool.run(faults.sleepy, jobs):
+            results[i] = result
+            time.sleep(2.0)  # journaling a big state, say: job 1 finishes meanwhile
+    assert all(r["record"] is None for r in results.values()), results
+
+
+def test_a_worker_that_died_idle_is_not_charged_to_the_next_job():
+    import os
+    import signal
+
+    jobs = [{"id": i, "genome_hash": f"h{i}", "hold": 0.1} for i in range(2)]
+    with LocalPool([Slot("cpu", "cpu")], retries=0) as pool:
+        first = dict(pool.run(faults.sleepy, jobs[:1]))
+        os.kill(first[0]["pid"], signal.SIGKILL)  # dies between jobs
+        time.sleep(0.2)
+        results = dict(pool.run(faults.sleepy, jobs))
+    assert all(r["record"] is None for r in results.values()), results
+    assert first[0]["pid"] not in {r["pid"] for r in results.values()}
+
+
+def test_a_caller_that_stops_early_frees_the_busy_workers_at_once():
+    jobs = [{"id": i, "genome_hash": f"h{i}", "hold": 0.2 if i == 0 else 30} for i in range(3)]
+    pool = LocalPool([Slot("cpu", "cpu")] * 2)
+    with closing(pool.run(faults.sleepy, jobs)) as results:
+        next(results)  # then Ctrl-C, say
+    start = time.monotonic()
+    pool.close()
+    assert time.monotonic() - start < 2
+    assert [lease.outcome for lease in pool.lease_log if lease.job == 1] == ["abandoned"]
+    assert all(lease.released is not None for lease in pool.lease_log)
+
+
+def test_a_dask_job_past_its_time_out_fails_and_the_rest_are_kept():
+    distributed = pytest.importorskip("distributed")
+    from evonas.dispatch import DaskPool
+
+    jobs = [{"id": i, "genome_hash": f"h{i}", "hold": 60 if i == 1 else 0.2} for i in range(3)]
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        with DaskPool(cluster.scheduler_address, timeout_s=3) as pool:
+            start = time.monotonic()
+            results = dict(pool.run(faults.sleepy, jobs))
+            took = time.monotonic() - start
+    assert "time-out" in results[1]["record"]["reason"] and took < 30
+    assert results[0]["record"] is None and results[2]["record"] is None
 
 
 def test_make_dispatcher_follows_the_config():
