@@ -94,8 +94,7 @@ def prune(run: Path, keep: int) -> None:
     root = run / "checkpoints"
     if not root.is_dir():
         return
-    for leftover in root.glob(".gen-*.tmp"):
-        shutil.rmtree(leftover, ignore_errors=True)
+    _clear_leftovers(root)
     for old in _generations(root)[:-keep]:
         shutil.rmtree(root / name(old), ignore_errors=True)
 
@@ -106,12 +105,17 @@ def discard_after(run: Path, generation: int) -> list[str]:
     root = run / "checkpoints"
     if not root.is_dir():
         return []
-    for leftover in root.glob(".gen-*.tmp"):
-        shutil.rmtree(leftover, ignore_errors=True)
+    _clear_leftovers(root)
     newer = [g for g in _generations(root) if g > generation]
     for g in newer:
         shutil.rmtree(root / name(g), ignore_errors=True)
     return [name(g) for g in newer]
+
+
+def _clear_leftovers(root: Path) -> None:
+    """Temporary folders of checkpoint writes that were interrupted."""
+    for leftover in root.glob(".gen-*.tmp"):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def latest(run: Path) -> tuple[Checkpoint | None, list[str]]:

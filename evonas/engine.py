@@ -29,8 +29,9 @@ from operators.morphisms.repair import repair
 
 from . import checkpoint
 from .config import ConfigError, RunConfig
-from .early_ranking import SuccessiveHalving
+from .early_ranking import SuccessiveHalving, minimisation_matrix
 from .individual import Individual
+from . import journal
 from .journal import Replay
 from .lock import RunLock
 from .progress import Progress
@@ -150,7 +151,6 @@ def resume(run_dir: str | Path, *, generations: int | None = None,
     """Continue a run from its newest checkpoint that verifies. Evaluations journaled after it
     are taken from the journal; only those that were running when it stopped are redone.
     ``generations`` may extend the run."""
-    from . import journal
     from .config import diff, load
 
     path = Path(run_dir)
@@ -541,14 +541,12 @@ class _Loop:
         done = [i for i in self.individuals if i.complete]
         if not done:
             return []
-        first = self.selection.back.fronts(self._matrix(done))[0]
-        return sorted((done[i] for i in first), key=lambda i: self._matrix([i])[0].tolist())
+        F = self._matrix(done)
+        first = self.selection.back.fronts(F)[0]
+        return [done[i] for i in sorted(first, key=lambda i: F[i].tolist())]
 
     def _matrix(self, inds: list[Individual]) -> np.ndarray:
-        keys = list(self.r.directions)
-        sign = np.array([1.0 if self.r.directions[k] == "min" else -1.0 for k in keys])
-        return np.array([[i.record.objectives[k] for k in keys] for i in inds],
-                        dtype=float).reshape(-1, len(keys)) * sign
+        return minimisation_matrix([i.record for i in inds], self.r.directions)
 
     def _write_front(self, front: list[Individual]) -> None:
         if self.rundir is None:

@@ -64,9 +64,5 @@ class RunDir:
         """A JSON file of the run (e.g. operator states), replaced atomically."""
         self._replace(name, json.dumps(data, indent=1, sort_keys=True))
 
-    def journal(self) -> list[dict[str, Any]]:
-        """The journal's complete lines (a torn last line is left out)."""
-        return journal.read(self.path / "journal.jsonl")[0]
-
     def _replace(self, name: str, text: str) -> None:
         write_atomic(self.path / name, text.encode("utf-8"))

@@ -19,6 +19,7 @@ from genomes import Genome, GenomeError
 
 from . import journal
 from .config import ConfigError, RunConfig, load, parse
+from .early_ranking import minimisation_matrix
 from .rundir import RunDirError
 
 __all__ = ["Entry", "RunView"]
@@ -115,18 +116,16 @@ class RunView:
 
     def matrix(self, entries: list[Entry]) -> np.ndarray:
         """Objective values, each column turned into minimisation."""
-        keys = list(self.directions)
-        sign = np.array([1.0 if self.directions[k] == "min" else -1.0 for k in keys])
-        return np.array([[e.objectives[k] for k in keys] for e in entries], dtype=float).reshape(
-            -1, len(keys)) * sign
+        return minimisation_matrix(entries, self.directions)
 
     def front(self) -> list[Entry]:
         """The non-dominated complete individuals, ordered by the first objective."""
         done = self.complete
         if not done:
             return []
-        first = NonDominatedSorting().do(self.matrix(done), only_non_dominated_front=True)
-        return sorted((done[i] for i in first), key=lambda e: self.matrix([e])[0].tolist())
+        F = self.matrix(done)
+        first = NonDominatedSorting().do(F, only_non_dominated_front=True)
+        return [done[i] for i in sorted(first, key=lambda i: F[i].tolist())]
 
     def hypervolumes(self) -> list[tuple[int, float]]:
         """Hypervolume of each generation's front, objectives scaled to [0, 1] over every
