@@ -104,7 +104,7 @@ def _warm_up() -> None:
 
 def _config_or_exit(path: str | None, overrides: tuple[str, ...]):
     from .config import ConfigError, load
-    from .engine import resolve
+    from .resolve import resolve
 
     try:
         config = load(path, overrides)

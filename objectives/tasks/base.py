@@ -4,17 +4,21 @@ Every task goes through ``prepare``: arrays are checked (shapes, labels, finite 
 two classes per split) before any training, a missing validation split is carved from the
 training split with the run seed (stratified), an optional ``fraction`` of the training split is
 kept as a lower fidelity, and standardisation statistics come from the training split only.
+
+A task keeps how it turned raw arrays into network inputs (``Task.preprocessing``: the raw
+layout, a shift and a scale per channel), so an exported network can take raw inputs.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["DataError", "Split", "Task", "prepare"]
+__all__ = ["DataError", "Preprocessing", "Split", "Task", "prepare"]
 
 LAYOUTS = {  # how to read x, without the batch axis first; "auto" guesses from its rank
     "NL": (1, None), "NCL": (2, None), "NLC": (2, (0, 2, 1)), "NCHW": (3, None),
@@ -38,8 +42,51 @@ class Split:
 
 
 @dataclass(frozen=True)
+class Preprocessing:
+    """How raw arrays become network inputs: axes reordered from ``layout`` to channels first
+    (a channel axis added for ``NL``/``NHW``), cast to float32, then ``(x - shift) / scale`` per
+    channel. ``apply`` is the one implementation, used for training data and inside exports,
+    so an exported network sees exactly what training saw."""
+
+    layout: str  # of the raw arrays, batch first: NCHW, NHWC, NCL, NLC, NL or NHW
+    shift: tuple[float, ...]  # per channel, float32 values
+    scale: tuple[float, ...]
+
+    def apply(self, x: Any) -> torch.Tensor:
+        """Raw inputs (array or tensor, batch first, in ``layout``) as float32 network inputs."""
+        x = torch.as_tensor(x).to(torch.float32)
+        perm = LAYOUTS[self.layout][1]
+        if perm is not None:
+            x = x.permute(*perm)
+        if self.layout in ("NL", "NHW"):
+            x = x.unsqueeze(1)
+        view = (1, len(self.shift), *([1] * (x.dim() - 2)))
+        shift = torch.tensor(self.shift, dtype=torch.float32).reshape(view)
+        scale = torch.tensor(self.scale, dtype=torch.float32).reshape(view)
+        return (x - shift) / scale
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layout": self.layout, "shift": list(self.shift), "scale": list(self.scale)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Preprocessing:
+        """The inverse of ``to_dict``; ``ValueError`` if ``data`` is not one."""
+        try:
+            layout, shift, scale = data["layout"], data["shift"], data["scale"]
+            ok = layout in LAYOUTS and len(shift) == len(scale) > 0 and all(
+                type(v) in (int, float) and math.isfinite(v) for v in (*shift, *scale)) and \
+                all(v != 0 for v in scale)
+        except (KeyError, TypeError):
+            ok = False
+        if not ok:
+            raise ValueError(f"not a preprocessing record: {str(data)[:200]}")
+        return cls(layout, tuple(float(v) for v in shift), tuple(float(v) for v in scale))
+
+
+@dataclass(frozen=True)
 class Task:
-    """A classification problem: splits, the input shape (without batch), the class count."""
+    """A classification problem: splits, the input shape (without batch), the class count, and
+    the preprocessing that made the splits' inputs from raw arrays."""
 
     name: str
     train: Split
@@ -47,13 +94,15 @@ class Task:
     test: Split | None
     input_shape: tuple[int, ...]
     num_classes: int
+    preprocessing: Preprocessing | None = None
 
 
 def prepare(name: str, x: Any, y: Any, *, x_val: Any = None, y_val: Any = None,
             x_test: Any = None, y_test: Any = None, seed: int = 0, val_fraction: float = 0.2,
             fraction: float = 1.0, layout: str = "auto", standardize: bool = True,
-            num_classes: int | None = None, source: str = "") -> Task:
-    """Check raw arrays and turn them into a ``Task``; ``DataError`` names what is wrong."""
+            num_classes: int | None = None, unit: float = 1.0, source: str = "") -> Task:
+    """Check raw arrays and turn them into a ``Task``; ``DataError`` names what is wrong.
+    ``unit`` is what raw values are divided by when not standardised (255 for 8-bit pixels)."""
     where = f" in {source}" if source else ""
     _option(0 < val_fraction < 1, "val_fraction", "must be in (0, 1)", val_fraction)
     _option(0 < fraction <= 1, "fraction", "must be in (0, 1]", fraction)
@@ -62,6 +111,7 @@ def prepare(name: str, x: Any, y: Any, *, x_val: Any = None, y_val: Any = None,
     _option(num_classes is None or (type(num_classes) is int and num_classes >= 2), "num_classes",
             "must be an int >= 2 (or left out to count the training labels)", num_classes)
     _option(type(seed) is int and seed >= 0, "seed", "must be an int >= 0", seed)
+    raw_layout = layout if layout != "auto" else {2: "NL", 3: "NCL", 4: "NCHW"}.get(np.ndim(x), "auto")
     if (x_val is None) != (y_val is None):
         raise DataError(f"give both x_val and y_val or neither{where}")
     if (x_test is None) != (y_test is None):
@@ -99,16 +149,31 @@ def prepare(name: str, x: Any, y: Any, *, x_val: Any = None, y_val: Any = None,
     if fraction < 1:
         x_tr, y_tr = _subsample(x_tr, y_tr, fraction, rng)
     test = arrays.get("_test")
+    channels = x_tr.shape[1]
     if standardize:
         axes = (0, *range(2, x_tr.ndim))
-        mean = x_tr.mean(axis=axes, keepdims=True)
-        std = x_tr.std(axis=axes, keepdims=True)
-        std[std == 0] = 1.0
-        x_tr, x_v = (x_tr - mean) / std, (x_v - mean) / std
-        test = None if test is None else ((test[0] - mean) / std, test[1])
-    return Task(name=name, train=_split(x_tr, y_tr), val=_split(x_v, y_v),
-                test=None if test is None else _split(*test), input_shape=tuple(x_tr.shape[1:]),
-                num_classes=k)
+        mean, std = x_tr.mean(axis=axes), x_tr.std(axis=axes)
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
+            raise DataError(f"x cannot be standardised{where}: its per-channel mean or standard "
+                            f"deviation is not finite (values too large?)")
+        std = np.where(std > 0, std, 1.0)
+    else:
+        mean, std = np.zeros(channels), np.full(channels, float(unit))
+    pre = Preprocessing("NCHW" if x_tr.ndim == 4 else "NCL",  # x is channels first by now
+                        tuple(float(v) for v in mean.astype(np.float32)),
+                        tuple(float(v) for v in std.astype(np.float32)))
+    if not all(math.isfinite(v) and v != 0 for v in (*pre.shift, *pre.scale)):
+        raise DataError(f"x cannot be standardised{where}: its statistics do not fit in float32")
+    splits_ = {"x": (x_tr, y_tr), "x_val": (x_v, y_v), **({"x_test": test} if test else {})}
+    made = {}
+    for key, (xs, ys) in splits_.items():
+        inputs = pre.apply(xs)
+        if not bool(torch.isfinite(inputs).all()):
+            raise DataError(f"{key} holds values too large for float32 after standardisation{where}")
+        made[key] = Split(inputs.contiguous(), torch.as_tensor(ys, dtype=torch.int64))
+    return Task(name=name, train=made["x"], val=made["x_val"], test=made.get("x_test"),
+                input_shape=tuple(x_tr.shape[1:]), num_classes=k,
+                preprocessing=Preprocessing(raw_layout, pre.shift, pre.scale))
 
 
 def _option(ok: bool, key: str, what: str, value: Any) -> None:
@@ -171,7 +236,3 @@ def _subsample(x, y, fraction: float, rng: np.random.Generator):
         keep.append(rng.permutation(members)[:n])
     idx = np.sort(np.concatenate(keep))
     return x[idx], y[idx]
-
-
-def _split(x: np.ndarray, y: np.ndarray) -> Split:
-    return Split(torch.as_tensor(x, dtype=torch.float32).contiguous(), torch.as_tensor(y, dtype=torch.int64))

@@ -49,7 +49,7 @@ def torchvision_task(*, name: str, root: str, download: bool = False, seed: int 
         arrays = reader(base, key)
     return prepare(key, *arrays[:2], x_test=arrays[2], y_test=arrays[3], seed=seed,
                    val_fraction=val_fraction, fraction=fraction, standardize=standardize,
-                   source=repr(str(base)))
+                   unit=255.0, source=repr(str(base)))
 
 
 def _download(base: Path, key: str) -> None:
@@ -92,7 +92,7 @@ def _read_idx(base: Path, key: str):
     for prefix in ("train", "t10k"):
         x = _idx(_find(raw, f"{prefix}-images-idx3-ubyte"))
         y = _idx(_find(raw, f"{prefix}-labels-idx1-ubyte"))
-        out += [x[:, None].astype(np.float32) / 255.0, y]
+        out += [x[:, None], y]  # raw 8-bit pixels; prepare divides (or standardises)
     return out
 
 
@@ -136,5 +136,5 @@ def _read_cifar(base: Path, key: str):
             y = np.concatenate([np.asarray(b[label]) for b in batches])
         except KeyError as exc:
             raise DataError(f"a CIFAR batch in {str(folder)!r} lacks {exc}") from None
-        out += [x.reshape(-1, 3, 32, 32).astype(np.float32) / 255.0, y]
+        out += [x.reshape(-1, 3, 32, 32), y]
     return out
