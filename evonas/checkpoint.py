@@ -25,6 +25,7 @@ from .states import StateFileError, fsync_dir, load_state, save_state, write_ato
 __all__ = ["Checkpoint", "CheckpointError", "latest", "prune", "write"]
 
 _NAME = re.compile(r"^gen-(\d{6})$")
+_FILE = re.compile(r"^(?:population\.json|state\.json|weights/[0-9]+\.safetensors)$")  # all it holds
 
 
 class CheckpointError(Exception):
@@ -118,9 +119,10 @@ def _clear_leftovers(root: Path) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
-def latest(run: Path) -> tuple[Checkpoint | None, list[str]]:
+def latest(run: Path, *, parse_weights: bool = True) -> tuple[Checkpoint | None, list[str]]:
     """The newest checkpoint that verifies, starting from ``LATEST``, and what was skipped
-    (one message per damaged checkpoint)."""
+    (one message per damaged checkpoint). ``parse_weights=False`` checks the weights' hashes
+    but leaves parsing them to whoever loads one (the inspection commands)."""
     root = run / "checkpoints"
     candidates = sorted(_generations(root), reverse=True) if root.is_dir() else []
     notes: list[str] = []
@@ -132,13 +134,13 @@ def latest(run: Path) -> tuple[Checkpoint | None, list[str]]:
         notes.append("LATEST is damaged or names a missing checkpoint; using the newest that verifies")
     for generation in candidates:
         try:
-            return read(root / name(generation)), notes
+            return read(root / name(generation), parse_weights=parse_weights), notes
         except CheckpointError as exc:
             notes.append(f"checkpoint {name(generation)} is damaged: {exc}")
     return None, notes
 
 
-def read(folder: Path) -> Checkpoint:
+def read(folder: Path, *, parse_weights: bool = True) -> Checkpoint:
     """Verify and read one checkpoint folder; ``CheckpointError`` says what is wrong."""
     match = _NAME.match(folder.name)
     if not match:
@@ -150,6 +152,12 @@ def read(folder: Path) -> Checkpoint:
     for rel in ("population.json", "state.json"):
         if rel not in digests:
             raise CheckpointError(f"manifest.json does not list {rel}")
+    for rel in digests:
+        if not isinstance(rel, str) or not _FILE.match(rel):
+            raise CheckpointError(f"manifest.json names a file a checkpoint does not hold: "
+                                  f"{str(rel)[:100]!r}")
+    if any(path.is_symlink() for path in folder.rglob("*")):
+        raise CheckpointError("it holds a symbolic link; evonas never writes one")
     on_disk = set(_files(folder)) - {"manifest.json"}
     if missing := sorted(set(digests) - on_disk):
         raise CheckpointError(f"{missing[0]} is missing")
@@ -165,13 +173,44 @@ def read(folder: Path) -> Checkpoint:
             if not stem.isdigit():
                 raise CheckpointError(f"{rel} is not named after an individual id")
             try:
-                load_state(folder / rel)  # parse it now: a bad file is found before it is needed
+                if parse_weights:  # parse it now: a bad file is found before it is needed
+                    load_state(folder / rel)
             except StateFileError as exc:
                 raise CheckpointError(str(exc)) from None
             weights[int(stem)] = folder / rel
     if not isinstance(population, dict) or not isinstance(state, dict):
         raise CheckpointError("population.json and state.json must hold JSON objects")
+    _check_structure(population, state, weights)
     return Checkpoint(folder, int(match.group(1)), population, state, weights)
+
+
+def _check_structure(population: dict[str, Any], state: dict[str, Any],
+                     weights: dict[int, Path]) -> None:
+    """What a resume and the inspection commands rely on, checked before they use any of it:
+    every individual parses (genome, record, a state file inside ``weights/``), the population
+    names known individuals, and the state has its counters, RNG states and config."""
+    from .individual import Individual
+
+    try:
+        individuals = [Individual.from_dict(d) for d in population["individuals"]]
+        known = {ind.id for ind in individuals}
+        members = [int(i) for i in population["population"]]
+        if len(known) != len(individuals) or not set(members) <= known:
+            raise ValueError("the population names individuals it does not hold")
+        if not set(weights) <= known:
+            raise ValueError("weights/ holds a state of an unknown individual")
+        for key in ("next_id", "evaluations", "generations"):
+            if type(state[key]) is not int or state[key] < 0:
+                raise ValueError(f"state.json: {key} must be a non-negative int")
+        if not isinstance(state["seen"], list) or not isinstance(state["history"], list) or \
+                not isinstance(state["operators"], dict) or not isinstance(state["random"], dict) \
+                or not isinstance(state["config"], dict):
+            raise ValueError("state.json lacks the run's counters, history, RNG states or config")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"population.json or state.json is malformed ({str(exc)[:200]})") from None
+    except Exception as exc:  # noqa: BLE001 - a genome that does not parse, and the like
+        raise CheckpointError(f"population.json is malformed ({type(exc).__name__}: "
+                              f"{str(exc)[:200]})") from None
 
 
 def _pointer(run: Path) -> int | None:
@@ -217,10 +256,13 @@ def _sha256(path: Path) -> str:
 
 
 def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:  # a full disk, say: name the file
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 
 
 _fsync_dir = fsync_dir

@@ -110,11 +110,18 @@ def _config_or_exit(path: str | None, overrides: tuple[str, ...]):
         config = load(path, overrides)
         return config, resolve(config)
     except ConfigError as exc:
-        source = path or "the built-in quick start"
+        source = _capped(path, 200) if path else "the built-in quick start"
         click.echo(f"error: {source} is not a valid run config:", err=True)
         for where, message in exc.issues:
-            click.echo(f"  {where}: {message}", err=True)
+            click.echo(f"  {_capped(where, 200)}: {_capped(message)}", err=True)
         sys.exit(2)
+
+
+def _capped(text: object, limit: int = 2000) -> str:
+    """``text`` for the terminal, at most ``limit`` characters (cut with "…"): whatever a
+    config holds, an error message stays a few lines."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 @main.command("run")
@@ -230,10 +237,13 @@ def _view(run_dir: str):
     from .runview import RunView
 
     try:
-        return RunView.load(run_dir)
+        view = RunView.load(run_dir)
     except RunDirError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    for note in view.notes:  # damaged lines or checkpoints: said, never silently used
+        click.echo(f"warning: {note}", err=True)
+    return view
 
 
 def _entry(view, ident: int):
@@ -373,19 +383,24 @@ def _show_text(doc: dict) -> None:
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.argument("ident", metavar="INDIVIDUAL_ID", type=int)
 @click.option("--to", "target", required=True, type=click.Path(dir_okay=False),
-              help="FILE.pt (TorchScript), FILE.onnx, or FILE.safetensors (+ FILE.json genome).")
-def export_command(run_dir: str, ident: int, target: str) -> None:
-    """Write an individual's trained network and check it against the run's model."""
+              help="FILE.pt (TorchScript), FILE.onnx, or FILE.safetensors (+ FILE.json).")
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+def export_command(run_dir: str, ident: int, target: str, force: bool) -> None:
+    """Write an individual's trained network, taking raw inputs (the run's standardisation is
+    inside it), and check it against the run's model."""
     from .export import ExportError, describe, export
+    from .rundir import RunDirError
 
     view = _view(run_dir)
     _entry(view, ident)
     try:
         try:
-            result = export(view, ident, target)
+            result = export(view, ident, target, force=force)
         except ExportError:  # a running driver may have moved the weights on: read it again
-            result = export(_view(run_dir), ident, target)
-    except ExportError as exc:
+            from .runview import RunView
+
+            result = export(RunView.load(run_dir), ident, target, force=force)
+    except (ExportError, RunDirError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     click.echo(describe(result))

@@ -1,39 +1,71 @@
 """Run configs: YAML read with ``yaml.safe_load``, overridden with ``--set key.path=value``,
 validated by a pydantic schema and then against the registries, so every mistake is reported
 before anything runs, with its dotted key path and what is allowed.
+
+A config is untrusted input: the file is read up to ``MAX_FILE_BYTES``, a document that nests
+deeper than ``MAX_NESTING`` levels or expands (through YAML aliases) to more than
+``MAX_EXPANDED`` values and characters is refused before anything walks it, numbers must be
+finite, sizes have upper bounds, and error messages echo at most ~200 characters of a value.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Sequence
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
 
-__all__ = ["ConfigError", "RunConfig", "diff", "load", "parse", "quickstart"]
+from genomes.registry import shown
+
+__all__ = ["MAX_EXPANDED", "MAX_FILE_BYTES", "MAX_NESTING", "ConfigError", "DaskSecurity",
+           "RunConfig", "diff", "load", "located", "parse", "quickstart"]
 
 SELECTIONS = ("nsga2", "nsga3", "spea2", "sms-emoa", "lemonade", "aging")
+MAX_FILE_BYTES = 1_000_000  # a run config is a few kB
+MAX_EXPANDED = 2_000_000  # values and characters, with every YAML alias expanded
+MAX_NESTING = 32  # levels of mappings and lists
+MAX_WEIGHT = 1e6  # an operator's weight in the mix
+_PATH_CHARS, _MESSAGE_CHARS = 200, 2000  # what a ConfigError keeps of a key path and a message
 
 
 class ConfigError(Exception):
-    """Everything wrong with a config, as (dotted key path, message) pairs."""
+    """Everything wrong with a config, as (dotted key path, message) pairs; each is cut to a
+    bounded length, so no input can make an error message large."""
 
     def __init__(self, issues: list[tuple[str, str]]):
-        self.issues = issues
-        super().__init__("\n".join(f"{path}: {message}" for path, message in issues))
+        self.issues = [(_cut(str(path), _PATH_CHARS), _cut(str(message), _MESSAGE_CHARS))
+                       for path, message in issues]
+        super().__init__("\n".join(f"{path}: {message}" for path, message in self.issues))
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, got {value!r} (true and false are not numbers)")
+    return value
+
+
+# Schema types: bools are not ints or numbers, ints are numbers, numbers are finite (allow_inf_nan).
+Int = Annotated[int, Strict()]
+Float = Annotated[float, BeforeValidator(_not_bool)]
+Bool = Annotated[bool, Strict()]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class _Open(BaseModel):
     """A section whose extra keys are the options of a named thing (checked against it later)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -52,58 +84,88 @@ class ObjectiveConfig(_Open):
 
 
 class EarlyRanking(_Strict):
-    rungs: list[int] = Field(min_length=1)
-    keep: float = Field(1 / 3, gt=0, le=1)
+    rungs: list[Int] = Field(min_length=1, max_length=100)
+    keep: Float = Field(1 / 3, gt=0, le=1)
+
+
+MAX_TIMEOUT_S = 10_000_000  # about 16 weeks
 
 
 class TrainingConfig(_Strict):
-    epochs: int = Field(8, ge=1)
-    batch_size: int = Field(64, ge=1)
+    epochs: Int = Field(8, ge=1, le=10_000)
+    batch_size: Int = Field(64, ge=1, le=65_536)
     optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
-    lr: float = Field(0.05, gt=0)
-    momentum: float = Field(0.9, ge=0)
-    weight_decay: float = Field(5e-4, ge=0)
+    lr: Float = Field(0.05, gt=0)
+    momentum: Float = Field(0.9, ge=0)
+    weight_decay: Float = Field(5e-4, ge=0)
     schedule: Literal["cosine", "constant", "step"] = "cosine"
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
-    timeout_s: float | None = Field(None, gt=0)
+    label_smoothing: Float = Field(0.0, ge=0, lt=1)
+    timeout_s: Float | None = Field(None, gt=0, le=MAX_TIMEOUT_S)
     early_ranking: EarlyRanking | None = None
-    inherited_lr_scale: float = Field(0.2, gt=0, le=1)  # children with inherited weights
-    repair_steps: int = Field(100, ge=0)  # distillation after an approximate morphism
+    inherited_lr_scale: Float = Field(0.2, gt=0, le=1)  # children with inherited weights
+    repair_steps: Int = Field(100, ge=0, le=100_000)  # distillation after an approximate morphism
 
 
 class SearchConfig(_Strict):
     backend: Literal["deap", "pymoo"] = "pymoo"
     selection: Literal["nsga2", "nsga3", "spea2", "sms-emoa", "lemonade", "aging"] = "nsga2"
-    population: int = Field(10, ge=2)
-    offspring: int = Field(10, ge=1)
-    generations: int = Field(5, ge=0)
-    max_evaluations: int | None = Field(None, ge=1)
-    operators: dict[str, float] = Field(default_factory=lambda: {"deepen": 1.0, "widen": 1.0})
-    tournament: int = Field(4, ge=2)  # aging: tournament size
-    candidates: int = Field(3, ge=1)  # lemonade: proposals per trained child
+    population: Int = Field(10, ge=2, le=10_000)
+    offspring: Int = Field(10, ge=1, le=10_000)
+    generations: Int = Field(5, ge=0, le=100_000)
+    max_evaluations: Int | None = Field(None, ge=1, le=1_000_000_000)
+    operators: dict[str, Float] = Field(default_factory=lambda: {"deepen": 1.0, "widen": 1.0})
+    tournament: Int = Field(4, ge=2, le=1_000)  # aging: tournament size
+    candidates: Int = Field(3, ge=1, le=100)  # lemonade: proposals per trained child
+
+
+class DaskSecurity(_Strict):
+    """TLS for a ``tls://`` dask scheduler (dask's ``Security``): the certificate authority
+    that signed the scheduler's certificate, this client's certificate, and its private key
+    (None: the key is inside ``client_cert``). Paths may start with ``~``; ``missing()`` names
+    those that are not files (checked when a run starts, not when a finished run is read)."""
+
+    ca_file: str = Field(min_length=1, max_length=4096)
+    client_cert: str = Field(min_length=1, max_length=4096)
+    client_key: str | None = Field(None, min_length=1, max_length=4096)
+    require_encryption: Bool = True
+
+    def missing(self) -> list[tuple[str, str]]:
+        """(key, message) for each path that does not name an existing file."""
+        found = []
+        for key in ("ca_file", "client_cert", "client_key"):
+            value = getattr(self, key)
+            try:
+                ok = value is None or Path(value).expanduser().is_file()
+            except (OSError, ValueError, RuntimeError):  # too long, a NUL byte, an unknown ~user
+                ok = False
+            if not ok:
+                found.append((key, f"file {shown(value)} does not exist (or is not a file)"))
+        return found
 
 
 class DispatchConfig(_Strict):
-    devices: Literal["auto", "cpu"] | list[Annotated[int, Field(ge=0)]] = "cpu"
-    workers_per_device: int = Field(1, ge=1)
-    threads_per_worker: int = Field(1, ge=1)
+    devices: Literal["auto", "cpu"] | Annotated[
+        list[Annotated[int, Strict(), Field(ge=0, le=1023)]], Field(max_length=256)] = "cpu"
+    workers_per_device: Int = Field(1, ge=1, le=64)
+    threads_per_worker: Int = Field(1, ge=1, le=256)
     backend: Literal["local", "inline", "dask"] = "local"
-    scheduler: str | None = None  # dask: tcp://HOST:PORT
-    timeout_s: float | None = Field(None, gt=0)  # an evaluation running longer fails
-    retries: int = Field(2, ge=0)  # a job whose worker died runs again on a fresh one
+    scheduler: str | None = Field(None, max_length=1024)  # dask: tcp://HOST:PORT
+    security: DaskSecurity | None = None  # dask: TLS certificates for a tls:// scheduler
+    timeout_s: Float | None = Field(None, gt=0, le=MAX_TIMEOUT_S)  # a longer evaluation fails
+    retries: Int = Field(2, ge=0, le=100)  # a job whose worker died runs again on a fresh one
 
 
 class CheckpointConfig(_Strict):
-    keep: int = Field(3, ge=1)  # how many generation checkpoints stay on disk
+    keep: Int = Field(3, ge=1, le=1_000)  # how many generation checkpoints stay on disk
 
 
 class RunConfig(_Strict):
-    name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    seed: int = Field(0, ge=0)
+    name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=128)
+    seed: Int = Field(0, ge=0, le=2**63 - 1)
     task: TaskConfig = Field(default_factory=TaskConfig)
     space: SpaceConfig = Field(default_factory=SpaceConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
-    objectives: list[ObjectiveConfig] = Field(min_length=1)
+    objectives: list[ObjectiveConfig] = Field(min_length=1, max_length=64)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig)
     checkpoints: CheckpointConfig = Field(default_factory=CheckpointConfig)
@@ -125,15 +187,80 @@ def load(path: str | Path | None, overrides: Sequence[str] = ()) -> RunConfig:
         data = quickstart()
     else:
         file = Path(path)
-        if not file.is_file():
-            raise ConfigError([(str(path), "config file does not exist")])
         try:
-            data = yaml.safe_load(file.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError([(str(path), f"not valid YAML: {exc}")]) from None
+            if not file.is_file():
+                raise ConfigError([(str(path), "config file does not exist")])
+            with file.open("rb") as f:
+                raw = f.read(MAX_FILE_BYTES + 1)
+        except (OSError, ValueError) as exc:  # a name too long, a NUL byte, no permission
+            raise ConfigError([(str(path), f"cannot be read: "
+                                           f"{getattr(exc, 'strerror', None) or exc}")]) from None
+        if len(raw) > MAX_FILE_BYTES:
+            raise ConfigError([(str(path), f"is larger than {MAX_FILE_BYTES:,} bytes; a run config "
+                                           f"is a few kB")])
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError([(str(path), f"is not UTF-8 text ({exc.reason} at byte "
+                                           f"{exc.start})")]) from None
+        data = _yaml(text, str(path), "not valid YAML")
         if not isinstance(data, dict):
             raise ConfigError([(str(path), "a config is a YAML mapping of sections (name, seed, task, ...)")])
+        if (problem := _too_big(data)) is not None:
+            raise ConfigError([problem])
     return parse(apply_overrides(data, overrides))
+
+
+def _yaml(text: str, where: str, what: str) -> Any:
+    """``yaml.safe_load(text)``; anything it raises becomes a ``ConfigError`` at ``where``."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([(where, f"{what}: {exc}")]) from None
+    except RecursionError:
+        raise ConfigError([(where, f"{what}: nested too deeply")]) from None
+    except (ValueError, OverflowError) as exc:  # e.g. a date such as 2024-13-45
+        raise ConfigError([(where, f"{what}: {exc}")]) from None
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _too_big(data: Any) -> tuple[str, str] | None:
+    """(key, message) when ``data`` nests deeper than ``MAX_NESTING`` or expands, with YAML
+    aliases followed, to more than ``MAX_EXPANDED`` values and characters; None when it fits.
+    Shared objects are counted once per use but walked once (memoised), so a "billion laughs"
+    document is measured in time proportional to its size on disk."""
+    memo: dict[int, int] = {}
+    sections = data.items() if isinstance(data, dict) else [("config", data)]
+    total = 0
+    for key, value in sections:
+        where = key if isinstance(key, str) and key.isidentifier() else "config"
+        try:
+            total += _expanded(key, memo, 1) + _expanded(value, memo, 1)
+        except _TooDeep:
+            return where, (f"nests deeper than {MAX_NESTING} levels of mappings and lists (or "
+                           f"refers to itself through a YAML alias)")
+        if total > MAX_EXPANDED:
+            return where, (f"expands to more than {MAX_EXPANDED:,} values and characters once its "
+                           f"YAML aliases are followed; a run config is a few kB")
+    return None
+
+
+def _expanded(value: Any, memo: dict[int, int], depth: int) -> int:
+    if isinstance(value, (str, bytes)):
+        return 1 + len(value)
+    if not isinstance(value, (dict, list, tuple)):
+        return 1
+    if (known := memo.get(id(value))) is not None:
+        return known
+    if depth > MAX_NESTING:
+        raise _TooDeep
+    items = [x for kv in value.items() for x in kv] if isinstance(value, dict) else value
+    size = 1 + sum(_expanded(v, memo, depth + 1) for v in items)
+    memo[id(value)] = size
+    return size
 
 
 def diff(before: Any, after: Any, ignore: Sequence[str] = (), _at: str = "") -> list[tuple[str, Any, Any]]:
@@ -149,29 +276,42 @@ def diff(before: Any, after: Any, ignore: Sequence[str] = (), _at: str = "") -> 
     return [] if before == after else [(_at, before, after)]
 
 
+_KEY = re.compile(r"[^.\[\]]+(\[\d+\])*(\.[^.\[\]]+(\[\d+\])*)*")
+_STEP = re.compile(r"[^.\[\]]+|\[\d+\]")
+
+
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """``search.population=32`` sets ``data["search"]["population"] = 32`` (values read as YAML)."""
+    """``search.population=32`` sets ``data["search"]["population"] = 32`` (values read as YAML);
+    ``objectives[1].time_penalty=0.01`` reaches into a list."""
     data = copy.deepcopy(data)
     for item in overrides:
         key, sep, text = item.partition("=")
-        if not sep or not key or any(not part for part in key.split(".")):
-            raise ConfigError([(item, "an override is key.path=value, e.g. search.population=32")])
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError([(key, f"value {text!r} is not valid YAML: {exc}")]) from None
-        node = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            if not isinstance(node.get(part, {}), dict):
-                raise ConfigError([(key, f"{part!r} is not a section")])
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
+        if not sep or not _KEY.fullmatch(key):
+            raise ConfigError([(item, "an override is key.path=value, e.g. search.population=32 "
+                                      "or objectives[0].time_penalty=0.01")])
+        value = _yaml(text, key, f"value {shown(text)} is not valid YAML")
+        path = [int(s[1:-1]) if s.startswith("[") else s for s in _STEP.findall(key)]
+        node: Any = data
+        for i, part in enumerate(path):
+            above = _path(path[:i])
+            if isinstance(part, int) and not (isinstance(node, list) and part < len(node)):
+                size = (f"has {len(node)} entr{'y' if len(node) == 1 else 'ies'}"
+                        if isinstance(node, list) else "is not a list")
+                raise ConfigError([(key, f"{above} {size}; there is no {_path(path[:i + 1])}")])
+            if isinstance(part, str) and not isinstance(node, dict):
+                raise ConfigError([(key, f"{above} is not a section")])
+            if i == len(path) - 1:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {}) if isinstance(part, str) else node[part]
     return data
 
 
 def parse(data: Any) -> RunConfig:
-    """Validate a config mapping: the schema first, then names against the registries."""
+    """Validate a config mapping: its size first, the schema, then names against the
+    registries."""
+    if (problem := _too_big(data)) is not None:
+        raise ConfigError([problem])
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
@@ -197,13 +337,30 @@ def _issue(error: dict) -> tuple[str, str]:
     loc = [p for p in error["loc"] if isinstance(p, int) or p.isidentifier()]
     path = _path(loc)
     kind = error["type"]
-    if kind == "extra_forbidden":
-        return path, f"unknown key; allowed: {_allowed(loc[:-1])}"
+    if kind == "extra_forbidden":  # the last element is the key itself, whatever its spelling
+        key = error["loc"][-1]
+        parents = [p for p in error["loc"][:-1] if isinstance(p, int) or p.isidentifier()]
+        named = key if isinstance(key, str) and key.isidentifier() else shown(key)
+        return (f"{_path(parents)}.{named}" if parents else named,
+                f"unknown key; allowed: {_allowed(parents)}")
     if kind == "value_error":
         return path, str(error["msg"]).removeprefix("Value error, ")
     given = error.get("input")
-    shown = "" if kind == "missing" or isinstance(given, dict) else f" (got {given!r})"
-    return path, f"{error['msg']}{shown}"
+    echo = "" if kind == "missing" or isinstance(given, dict) else f" (got {shown(given)})"
+    return path, f"{error['msg']}{echo}{_schema_hint(kind, given)}"
+
+
+def _schema_hint(kind: str, given: Any) -> str:
+    if isinstance(given, bool) and kind.startswith(("int", "float")):
+        return "; true and false are not numbers"
+    if isinstance(given, str) and kind.startswith("int"):
+        try:
+            number = float(given)
+        except ValueError:
+            return ""
+        if number.is_integer() and len(given) <= 40:
+            return f"; a string: write {int(number)} without quotes"
+    return ""
 
 
 def _allowed(loc: Sequence[Any]) -> list[str]:
@@ -226,42 +383,49 @@ def _allowed(loc: Sequence[Any]) -> list[str]:
 def _check_names(config: RunConfig) -> list[tuple[str, str]]:
     """Names the schema cannot know: tasks, spaces, objectives, operators, and their options."""
     import objectives
+    import objectives.base
     import operators
     from genomes import spaces
-    from genomes.registry import option_names
     from objectives import tasks
 
     issues: list[tuple[str, str]] = []
     if config.task.dataset not in tasks.names():
-        issues.append(("task.dataset", f"unknown task {config.task.dataset!r}; known: {tasks.names()}"))
+        issues.append(("task.dataset", f"unknown task {shown(config.task.dataset)}; known: "
+                                       f"{tasks.names()}"))
     else:
-        allowed = [o for o in option_names(tasks._REGISTRY.load(config.task.dataset)) if o != "seed"]
-        for key in config.task.options():
-            if key not in allowed:
-                why = "the task uses the run's seed; set seed at the top level" if key == "seed" else \
-                    f"unknown option for task {config.task.dataset!r}; allowed: {allowed}"
-                issues.append((f"task.{key}", why))
+        issues += _option_issues("task", f"task {config.task.dataset!r}",
+                                 tasks._REGISTRY.load(config.task.dataset), config.task.options(),
+                                 hidden={"seed": "the task uses the run's seed; set seed at the top "
+                                                 "level"})
     if config.space.kind not in spaces.names():
-        issues.append(("space.kind", f"unknown search space {config.space.kind!r}; known: {spaces.names()}"))
+        issues.append(("space.kind", f"unknown search space {shown(config.space.kind)}; known: "
+                                     f"{spaces.names()}"))
     else:
-        allowed = [o for o in option_names(spaces.space_class(config.space.kind))
-                   if o not in ("input_shape", "num_outputs")]
-        for key in config.space.options():
-            if key not in allowed:
-                issues.append((f"space.{key}", f"unknown option for space {config.space.kind!r}; "
-                                               f"allowed: {allowed}"))
+        issues += _option_issues("space", f"space {config.space.kind!r}",
+                                 spaces.space_class(config.space.kind), config.space.options(),
+                                 hidden={k: "set by the task, not the config"
+                                         for k in ("input_shape", "num_outputs")})
     keys = []
     for i, item in enumerate(config.objectives):
         where = f"objectives[{i}]"
         if item.name not in objectives.names():
-            issues.append((f"{where}.name", f"unknown objective {item.name!r}; known: "
+            issues.append((f"{where}.name", f"unknown objective {shown(item.name)}; known: "
                                             f"{objectives.names(selectable=True)}"))
             continue
         try:
             objectives.require_selectable(item.name)
+        except ValueError as exc:
+            issues.append((f"{where}.name", str(exc)))
+            continue
+        found = _option_issues(where, f"objective {item.name!r}", objectives.base._REGISTRY.load(item.name),
+                               item.options())
+        if found:
+            issues += found
+            continue
+        try:
             obj = objectives.get(item.name, **item.options())
         except ValueError as exc:
-            issues.append((_option_path(where, str(exc)), str(exc)))
+            issues.append(located(where, str(exc)))
             continue
         if obj.key in keys:
             issues.append((where, f"a second objective recorded as {obj.key!r}; each needs its own key"))
@@ -272,8 +436,9 @@ def _check_names(config: RunConfig) -> list[tuple[str, str]]:
     for name, weight in config.search.operators.items():
         if name not in known:
             issues.append((f"search.operators.{name}", f"unknown operator; known: {known}"))
-        elif not weight > 0:
-            issues.append((f"search.operators.{name}", f"weight must be > 0, got {weight!r}"))
+        elif not 0 < weight <= MAX_WEIGHT:
+            issues.append((f"search.operators.{name}", f"weight must be > 0 and <= {MAX_WEIGHT:g}, "
+                                                       f"got {shown(weight)}"))
     n_obj = len(config.objectives)
     if config.search.selection in ("nsga3", "sms-emoa") and n_obj < 2:
         issues.append(("search.selection", f"{config.search.selection} needs at least two objectives, "
@@ -293,17 +458,50 @@ def _check_names(config: RunConfig) -> list[tuple[str, str]]:
     if isinstance(devices, list) and len(set(devices)) != len(devices):
         issues.append(("dispatch.devices", f"GPU ids must differ, got {devices}; use "
                                            f"dispatch.workers_per_device for more workers per GPU"))
-    if config.dispatch.backend == "dask" and not (config.dispatch.scheduler or "").startswith(
+    scheduler = config.dispatch.scheduler
+    if config.dispatch.backend == "dask" and not (scheduler or "").startswith(
             ("tcp://", "tls://", "inproc://", "ws://", "wss://", "ucx://")):
         issues.append(("dispatch.scheduler", f"the dask back-end needs the scheduler's address, "
-                                             f"e.g. tcp://HOST:8786; got {config.dispatch.scheduler!r}"))
+                                             f"e.g. tcp://HOST:8786; got {shown(scheduler)}"))
+    if config.dispatch.security is not None and not (scheduler or "").startswith("tls://"):
+        issues.append(("dispatch.security", f"TLS settings need a tls:// scheduler address "
+                                            f"(dispatch.scheduler: tls://HOST:8786); "
+                                            f"dispatch.scheduler is {shown(scheduler)}"))
+    return issues
+
+
+def _option_issues(section: str, what: str, factory: Any, options: dict[Any, Any],
+                   hidden: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """Each option of a section that ``factory`` does not take, or whose value does not fit
+    its annotation (types, finite numbers), keyed ``section.option``; ``hidden`` options are
+    refused with their reason."""
+    from genomes.registry import option_names, option_problem
+
+    hidden = hidden or {}
+    allowed = [o for o in option_names(factory) if o not in hidden]
+    issues = []
+    for key, value in options.items():
+        where = f"{section}.{key}" if isinstance(key, str) else f"{section}.{shown(key)}"
+        if isinstance(key, str) and key in hidden:
+            issues.append((where, hidden[key]))
+        elif key not in allowed:
+            issues.append((where, f"unknown option for {what}; allowed: {allowed}"))
+        elif (problem := option_problem(factory, key, value)) is not None:
+            issues.append((where, problem))
     return issues
 
 
 def _option_path(where: str, message: str) -> str:
-    import re
-
     found = re.search(r"option '([A-Za-z_]+)'", message)
     if found:
         return f"{where}.{found.group(1)}"
     return f"{where}.name" if "reported only" in message else where
+
+
+def located(section: str, message: str) -> tuple[str, str]:
+    """(dotted key, message) for an error raised while building ``section``: an "option 'k'"
+    in the message points at ``section.k`` (and is dropped from the message's start)."""
+    found = re.search(r"option '([A-Za-z_]+)'", message)
+    if not found:
+        return section, message
+    return f"{section}.{found.group(1)}", message.removeprefix(f"option {found.group(1)!r} ")

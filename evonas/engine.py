@@ -34,7 +34,7 @@ from .journal import Replay
 from .lock import RunLock
 from .progress import Progress
 from .resolve import Resolved, resolve
-from .rundir import RunDir, RunDirError
+from .rundir import RunDir, RunDirError, inside
 from .selection import make_selection
 from .dispatch import Dispatcher, make_dispatcher
 from .jobs import evaluate_job, make_job
@@ -67,10 +67,18 @@ def run(config: RunConfig | dict, *, run_dir: str | Path | None = None, force: b
     progress = progress or Progress(quiet=True)
     if run_dir is None:
         return _Loop(resolved, None, progress).run()
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    RunDir(run_dir).check_new(force=force)  # before anything is written there
+    try:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"cannot create the run directory {str(run_dir)!r}: "
+                          f"{exc.strerror or exc}") from None
     with RunLock(run_dir):
         rundir = RunDir(run_dir).create(config.to_dict(), force=force)
-        rundir.append({"event": "started", "config": config.to_dict(), "time": _now()})
+        pre = resolved.task.preprocessing
+        rundir.append({"event": "started", "config": config.to_dict(),
+                       "preprocessing": pre.to_dict() if pre is not None else None,
+                       "time": _now()})
         return _Loop(resolved, rundir, progress).run()
 
 
@@ -87,15 +95,27 @@ def resume(run_dir: str | Path, *, generations: int | None = None,
         raise RunDirError(f"{str(path)!r} holds no run (it has no config.yaml)")
     with RunLock(path):
         config = load(path / "config.yaml")
-        lines = journal.read(path / "journal.jsonl")[0]
+        record = journal.load(path / "journal.jsonl")
+        lines = record.lines
+        for note in record.notes():
+            progress.warn(f"{note}; moved to {journal.DAMAGED}, and what it held is taken from "
+                          f"a checkpoint or evaluated again")
+        if record.legacy:
+            progress.warn("journal.jsonl was written by an older evonas without line checksums; "
+                          "its lines are read unverified and checksummed from now on")
         start, notes = checkpoint.latest(path)
         for note in notes:
-            progress.log(f"warning: {note}")
+            progress.warn(note)
         if start is not None and notes:
             progress.log(f"falling back to checkpoint {start.path.name}")
         ran = start.state.get("config") if start is not None else next(
             (line["config"] for line in lines if line.get("event") == "started"), None)
-        if ran is not None and (changed := diff(ran, config.to_dict(), RESUMABLE)):
+        if ran is None:
+            raise RunDirError(f"{str(path)!r} cannot be resumed: neither a checkpoint nor the "
+                              f"journal's started line survives, so nothing shows the config the "
+                              f"run started with (config.yaml may have been edited since); start "
+                              f"a new run instead")
+        if changed := diff(ran, config.to_dict(), RESUMABLE):
             raise ConfigError([(key, f"differs from the config the run was started with "
                                      f"({before!r} then, {after!r} now); a resumed run keeps its "
                                      f"config") for key, before, after in changed])
@@ -108,15 +128,17 @@ def resume(run_dir: str | Path, *, generations: int | None = None,
             raise ConfigError([("--generations", f"the run already has {start.generation} "
                                                  f"generations; ask for at least that many")])
         resolved = resolve(config)
-        journal.repair(path / "journal.jsonl")
+        journal.quarantine(path / "journal.jsonl", record)  # damaged lines out, a torn tail cut
         rundir = RunDir(path)
+        rundir.clear_leftovers()  # temporary files of writes a kill interrupted
         rundir.weights.mkdir(exist_ok=True)
         # newer checkpoints are damaged or about to be rewritten; the start is never pruned
         checkpoint.discard_after(path, start.generation if start is not None else -1)
         if start is not None and notes:
             checkpoint.point(path, start.generation)  # LATEST names a checkpoint that verifies
         rundir.append({"event": "resumed", "checkpoint": start.path.name if start else None,
-                       "generations": generations, "damaged": notes, "time": _now()})
+                       "generations": generations, "damaged": notes + record.notes(),
+                       "time": _now()})
         progress.log(f"resuming {path} from " + (f"checkpoint {start.path.name}" if start else
                                                   "the start (no checkpoint verifies)")
                      + f", {generations} generations")
@@ -154,7 +176,9 @@ class _Loop:
         self.individuals: list[Individual] = []
         self.seen: set[str] = set()
         self.history: list[dict[str, Any]] = []
-        self.evaluations = 0
+        self.evaluations = 0  # individuals whose whole schedule ended (the budget's count)
+        self.counted: set[int] = set()  # their ids, in this session
+        self.started: set[int] = set()  # ids with an evaluation journaled in this session
         self.next_id = 0
         self.dispatcher: Dispatcher | None = None  # started at the first training, kept warm
         t = self.c.task
@@ -197,8 +221,10 @@ class _Loop:
                 self._tell(children)
                 population = self._survive(population + [c for c in children if c.complete], generation)
         except KeyboardInterrupt:
-            stopped = True
-            self._event({"event": "stopped", "evaluations": self.evaluations, "time": _now()})
+            stopped = True  # individuals with a rung journaled count, though their schedule stopped
+            partial = len(self.started - self.counted)
+            self._event({"event": "stopped", "evaluations": self.evaluations + partial,
+                         "complete_schedules": self.evaluations, "time": _now()})
         finally:
             torch.set_num_threads(torch_threads)
             self.progress.stop()
@@ -326,7 +352,7 @@ class _Loop:
             return records
         jobs = [self._job(inds[k], epochs) for k in todo]
         if self.dispatcher is None:
-            self.dispatcher = make_dispatcher(self.c.dispatch)
+            self.dispatcher = make_dispatcher(self.c.dispatch, notify=self.progress.warn)
         with closing(self.dispatcher.run(type(self).JOB, jobs)) as results:  # Ctrl-C: abandoned
             for j, result in results:
                 records[todo[j]] = self._arrived(inds[todo[j]], epochs, final, result)
@@ -375,8 +401,10 @@ class _Loop:
             return None
         later = self.replay.highest.get(ind.id, epochs) > epochs
         if line["event"] == "evaluated" and "weights" in line and not later:
-            path = self.rundir.path / line["weights"]
+            path = inside(self.rundir.path, line["weights"])
             try:  # the state this individual goes on from (or is a parent with)
+                if path is None:
+                    raise StateFileError(f"{line['weights']!r} leads outside the run")
                 ind.state = load_state(path, line.get("sha256"))[0]
             except StateFileError:
                 return None  # its weights are lost: train it again (deterministically)
@@ -386,9 +414,12 @@ class _Loop:
 
     def _count(self, ind: Individual) -> None:
         self.evaluations += 1
+        self.counted.add(ind.id)
         self.progress.advance()
 
     def _journal(self, line: dict[str, Any]) -> None:
+        if line.get("event") in ("evaluated", "failed"):
+            self.started.add(line["id"])
         if self.rundir is not None:
             self.rundir.append(line)
 
@@ -435,6 +466,8 @@ class _Loop:
             "next_id": self.next_id, "evaluations": self.evaluations, "seen": sorted(self.seen),
             "history": self.history, "operators": {n: op.state() for n, op in self.ops.items()},
             "random": _random_states(), "config": self.c.to_dict(),
+            "preprocessing": self.r.task.preprocessing.to_dict()
+            if self.r.task.preprocessing is not None else None,
         }
         weights = {}
         for p in population:  # from memory, or from disk checked against the journaled hash

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,9 @@ from objectives import EvalState, EvaluationRecord, TrainState
 
 from .states import load_state
 
-__all__ = ["Individual"]
+__all__ = ["Individual", "STATE_FILE"]
+
+STATE_FILE = re.compile(r"^[0-9]+-e[0-9]+\.safetensors$")  # weights/<id>-e<epochs>.safetensors
 
 
 @dataclass
@@ -64,7 +67,13 @@ class Individual:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], weights_dir: Path | None = None) -> Individual:
+        """The inverse of ``to_dict``; ``ValueError`` for a state file named outside
+        ``weights/`` (a checkpoint may only point at the run's own files)."""
         record = data.get("record")
+        name = data.get("state_file")
+        if name is not None and (not isinstance(name, str) or not STATE_FILE.match(name)):
+            raise ValueError(f"individual {data.get('id')}: state_file {str(name)[:100]!r} is not "
+                             f"a file of the run's weights/ folder")
         return cls(
             id=int(data["id"]), genome=Genome.from_dict(data["genome"]),
             generation=int(data["generation"]), operator=data["operator"],

@@ -10,7 +10,7 @@ __all__ = ["Progress"]
 
 
 class Progress:
-    """``start(total)``, ``advance(n)``, ``status(text)``, ``log(text)``, ``stop()``."""
+    """``start(total)``, ``advance(n)``, ``status(text)``, ``log(text)``, ``warn(text)``, ``stop()``."""
 
     def __init__(self, *, live: bool | None = None, quiet: bool = False, stream: TextIO | None = None):
         self.stream = stream or sys.stdout
@@ -54,6 +54,13 @@ class Progress:
             self._bar.console.print(text)
         else:
             print(text, file=self.stream, flush=True)
+
+    def warn(self, text: str) -> None:
+        """A warning: shown even when quiet, on standard error when not live."""
+        if self._bar is not None:
+            self._bar.console.print(f"warning: {text}", highlight=False)
+        else:
+            print(f"warning: {text}", file=sys.stderr, flush=True)
 
     def stop(self) -> None:
         if self._bar is not None:

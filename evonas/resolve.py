@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 import objectives
 from genomes import spaces
 from objectives import TrainConfig, tasks
 
-from .config import ConfigError, RunConfig
+from .config import ConfigError, RunConfig, located
 
 __all__ = ["Resolved", "resolve"]
 
@@ -36,20 +37,25 @@ class Resolved:
 def resolve(config: RunConfig) -> Resolved:
     """Load the task and build the space and objectives; ``ConfigError`` names what fails."""
     issues: list[tuple[str, str]] = []
+    if config.dispatch.security is not None:  # files, like the task's: checked before a run
+        issues += [(f"dispatch.security.{key}", message)
+                   for key, message in config.dispatch.security.missing()]
     try:
         task = tasks.get(config.task.dataset, seed=config.seed, **config.task.options())
     except tasks.DataError as exc:
-        where = _path("task", str(exc))
+        where, message = located("task", str(exc))
         if where == "task":  # a file or value named in the message points at its key
             where = next((f"task.{k}" for k, v in config.task.options().items()
-                          if isinstance(v, str) and v in str(exc)), "task.dataset")
-        raise ConfigError([(where, str(exc))]) from None
+                          if isinstance(v, str) and v and v in message), "task.dataset")
+        raise ConfigError([*issues, (where, message)]) from None
     try:
         space = spaces.get(config.space.kind, input_shape=task.input_shape,
                            num_outputs=task.num_classes, **config.space.options())
     except ValueError as exc:
-        issues.append((_path("space", str(exc)), str(exc)))
+        issues.append(located("space", str(exc)))
         space = None
+    if space is not None:
+        issues += _draw(space, config, task)
     chosen = []
     for i, item in enumerate(config.objectives):
         try:
@@ -57,7 +63,7 @@ def resolve(config: RunConfig) -> Resolved:
             obj.check()
             chosen.append(obj)
         except ValueError as exc:
-            issues.append((_path(f"objectives[{i}]", str(exc)), str(exc)))
+            issues.append(located(f"objectives[{i}]", str(exc)))
     if issues:
         raise ConfigError(issues)
     report = [objectives.get("test_accuracy")] if task.test is not None else []
@@ -69,11 +75,30 @@ def resolve(config: RunConfig) -> Resolved:
     return Resolved(config, task, space, chosen, report, training, _device(config.dispatch.devices))
 
 
-def _path(section: str, message: str) -> str:
-    import re
+DRAW_CHECK_NODES = 300  # spaces of genomes this small are also checked for a first population
 
-    found = re.search(r"option '([A-Za-z_]+)'", message)
-    return f"{section}.{found.group(1)}" if found else section
+
+def _draw(space: spaces.SearchSpace, config: RunConfig, task: objectives.Task) -> list[tuple[str, str]]:
+    """Draw from the space as the run will, with a fixed generator: a space that cannot give a
+    legal genome (bounds too tight for the task) is found here, before a run folder is written.
+    Where genomes are small (cheap to draw), a first population of up to 32 distinct genomes is
+    drawn too, which finds spaces with fewer members than the population."""
+    rng = np.random.default_rng([config.seed, 0x5EED])
+    options = config.space.options()
+    try:
+        first = space.sample(rng)
+        wanted = min(config.search.population, config.search.max_evaluations or 32, 32)
+        if len(first) <= DRAW_CHECK_NODES and wanted > 1:
+            space.initial(rng, wanted)
+    except ValueError as exc:
+        text = str(exc)
+        if "distinct" in text:
+            return [("search.population", f"the space cannot fill a first population: {text}")]
+        bound = next((k for k in ("max_params", "max_nodes") if k in options and k in text), None)
+        where = f"space.{bound}" if bound else "space"
+        return [(where, f"the space cannot draw a legal genome for task {config.task.dataset!r} "
+                        f"(input {task.input_shape}, {task.num_classes} classes): {text}")]
+    return []
 
 
 def _device(devices) -> torch.device:

@@ -1,7 +1,10 @@
 """A read-only view of a run directory, for ``front``, ``show`` and ``export``.
 
-It reads the config and the journal (a torn last line is skipped) and never writes or locks
-anything, so it can look at a run that another process is still writing.
+It reads the config, the newest checkpoint that verifies, and the journal (damaged lines are
+named in ``notes`` and skipped; a torn last line is skipped), and never writes or locks
+anything, so it can look at a run that another process is still writing. Individuals known only
+to a checkpoint (the journal lost or truncated) are there too, and a population member whose
+file in ``weights/`` is gone is read from the checkpoint's copy.
 """
 
 from __future__ import annotations
@@ -16,19 +19,23 @@ from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 import objectives
 from genomes import Genome, GenomeError
+from objectives.tasks import Preprocessing
 
-from . import journal
+from . import checkpoint, journal
 from .config import ConfigError, RunConfig, load, parse
 from .early_ranking import minimisation_matrix
-from .rundir import RunDirError
+from .rundir import RunDirError, inside
 
 __all__ = ["Entry", "RunView"]
+
+_STATUS = {"complete": "complete", "pruned": "pruned", "failed": "failed", "pending": "running"}
 
 
 @dataclass
 class Entry:
-    """One individual as the journal describes it. ``status``: complete, pruned, failed, or
-    running (its training schedule has not ended yet)."""
+    """One individual as the run describes it. ``status``: complete, pruned, failed, or
+    running (its training schedule has not ended yet). ``weights`` is its state file in
+    ``weights/`` (checked against ``sha256``); ``saved`` the copy in a checkpoint, if any."""
 
     id: int
     generation: int
@@ -46,6 +53,7 @@ class Entry:
     reason: str | None = None
     weights: Path | None = None
     sha256: str | None = None
+    saved: Path | None = None
 
     @property
     def params(self) -> int:
@@ -60,20 +68,39 @@ class RunView:
     entries: dict[int, Entry]
     generations: dict[int, dict[str, Any]] = field(default_factory=dict)
     skipped: int = 0  # journal lines that could not be read
+    notes: list[str] = field(default_factory=list)  # what was damaged, and what was used instead
+    preprocessing: Preprocessing | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> RunView:
         path = Path(path)
         if not (path / "config.yaml").is_file():
             raise RunDirError(f"{str(path)!r} is not a run directory (it has no config.yaml)")
-        lines, _ = journal.read(path / "journal.jsonl")
-        started = next((line["config"] for line in lines if line.get("event") == "started"
-                        and isinstance(line.get("config"), dict)), None)
-        try:  # the config the run started with, even if config.yaml was edited since
-            config = parse(started) if started is not None else load(path / "config.yaml")
-        except ConfigError as exc:
-            where, message = exc.issues[0]
-            raise RunDirError(f"{path / 'config.yaml'}: {where}: {message}") from None
+        record = journal.load(path / "journal.jsonl")
+        notes = [str(d) + "; skipped" for d in record.damaged]
+        lines = record.lines
+        try:
+            saved, damaged = checkpoint.latest(path, parse_weights=False)
+        except OSError as exc:  # a checkpoint pruned while we read it, say
+            saved, damaged = None, [f"checkpoints cannot be read: {exc}"]
+        notes += damaged
+        started = next((line for line in lines if line.get("event") == "started"), None)
+        sources = [("the journal's started line", started and started["config"]),
+                   (f"checkpoint {saved.path.name}" if saved else "a checkpoint",
+                    saved and saved.state.get("config")),
+                   ("config.yaml", None)]
+        config = None
+        for where, data in sources:  # the config the run started with, even if config.yaml
+            try:                      # was edited since
+                config = parse(data) if data is not None else (
+                    load(path / "config.yaml") if where == "config.yaml" else None)
+            except ConfigError as exc:
+                issue, message = exc.issues[0]
+                if where == "config.yaml":
+                    raise RunDirError(f"{path / 'config.yaml'}: {issue}: {message}") from None
+                notes.append(f"the config in {where} cannot be read ({issue}: {message})")
+            if config is not None:
+                break
         directions = {}
         for i, item in enumerate(config.objectives):
             try:
@@ -84,8 +111,12 @@ class RunView:
         entries: dict[int, Entry] = {}
         pruned: set[int] = set()
         generations: dict[int, dict[str, Any]] = {}
-        skipped = 0
-        for line in lines:
+        skipped = len(record.damaged)
+        if saved is not None:
+            for summary in saved.state.get("history", []):
+                if isinstance(summary, dict) and isinstance(summary.get("generation"), int):
+                    generations[summary["generation"]] = summary
+        for number, line in zip(record.numbers, lines):
             event = line.get("event")
             try:
                 if event in ("evaluated", "failed"):
@@ -94,12 +125,17 @@ class RunView:
                     pruned.add(int(line["id"]))
                 elif event == "generation":
                     generations[int(line["generation"])] = line
-            except (KeyError, TypeError, ValueError, GenomeError):
+            except (KeyError, TypeError, ValueError, GenomeError) as exc:
                 skipped += 1  # a line this version cannot read: the rest still counts
+                notes.append(f"journal.jsonl line {number} cannot be read ({str(exc)[:100]}); "
+                             f"skipped")
         for ident in pruned & set(entries):
             if entries[ident].status != "failed":
                 entries[ident].status = "pruned"
-        return cls(path, config, directions, entries, generations, skipped)
+        if saved is not None:
+            _merge_checkpoint(entries, saved, path)
+        pre = _preprocessing(started, saved)
+        return cls(path, config, directions, entries, generations, skipped, notes, pre)
 
     # ------------------------------------------------------------------ queries
     def get(self, ident: int) -> Entry:
@@ -161,7 +197,11 @@ def _entry(line: dict[str, Any], run: Path) -> Entry:
         status = "failed"
     else:
         status = "complete" if line.get("rung_final", True) else "running"
-    weights = run / line["weights"] if line.get("weights") else None
+    weights = None
+    if line.get("weights"):
+        weights = inside(run, line["weights"]) if journal.WEIGHTS_PATH.match(line["weights"]) else None
+        if weights is None:
+            raise ValueError(f"its weights path {line['weights'][:100]!r} leads outside the run")
     return Entry(
         id=int(line["id"]), generation=int(line["generation"]), operator=line.get("operator", ""),
         parents=tuple(int(p) for p in line.get("parents", ())), detail=line.get("detail", ""),
@@ -172,3 +212,41 @@ def _entry(line: dict[str, Any], run: Path) -> Entry:
         seconds=float(line.get("seconds", 0.0)), reason=line.get("reason"), weights=weights,
         sha256=line.get("sha256"),
     )
+
+
+def _merge_checkpoint(entries: dict[int, Entry], saved: checkpoint.Checkpoint, run: Path) -> None:
+    """Add what only the checkpoint knows: individuals the journal lost, a final record where
+    the journal's last line for it is gone, and the saved copy of each population member's
+    training state."""
+    from .individual import Individual
+
+    for data in saved.population.get("individuals", []):
+        ind = Individual.from_dict(data)  # verified when the checkpoint was read
+        known = entries.get(ind.id)
+        if ind.record is not None and (known is None or known.status == "running"
+                                       and ind.record.state.value != "pending"):
+            rec = ind.record
+            weights = inside(run, f"weights/{data['state_file']}") if data.get("state_file") else None
+            entries[ind.id] = Entry(
+                id=ind.id, generation=ind.generation, operator=ind.operator, parents=ind.parents,
+                detail=ind.detail, genome=ind.genome, genome_hash=rec.genome_hash,
+                status=_STATUS[rec.state.value],
+                objectives={k: float(v) for k, v in rec.objectives.items()},
+                reported={k: float(v) for k, v in rec.reported.items()},
+                epochs=rec.epochs, curve=[[e.epoch, e.train_loss, e.val_accuracy, e.seconds]
+                                          for e in rec.curve],
+                seconds=ind.seconds, reason=rec.reason, weights=weights, sha256=ind.state_sha256)
+        if ind.id in saved.weights and ind.id in entries:
+            entries[ind.id].saved = saved.weights[ind.id]
+
+
+def _preprocessing(started: dict[str, Any] | None,
+                   saved: checkpoint.Checkpoint | None) -> Preprocessing | None:
+    for data in ((started or {}).get("preprocessing"),
+                 saved.state.get("preprocessing") if saved is not None else None):
+        if data is not None:
+            try:
+                return Preprocessing.from_dict(data)
+            except ValueError:
+                continue
+    return None

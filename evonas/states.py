@@ -105,11 +105,18 @@ def write_atomic(path: str | Path, data: bytes) -> None:
     the new one, and after a power loss the rename is not lost."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:  # a full disk, say: name the file, leave no temporary behind
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     fsync_dir(path.parent)
 
 

@@ -1,15 +1,35 @@
 """Lazy registries of named classes, shared by every package: a config names a thing, and only
-the things a config names are imported and built."""
+the things a config names are imported and built.
+
+Options are checked against the factory's signature before it runs: unknown and missing options,
+and every value against its parameter's annotation (``option_problem``), so a config's typo or
+wrong type reads the same for spaces, tasks and objectives and never reaches the factory as a
+``TypeError``. Range checks (``>= 1``, ``in (0, 1)``) stay with the factory, which knows them.
+"""
 
 from __future__ import annotations
 
+import collections.abc
+import functools
 import importlib
 import inspect
+import json
+import math
+import re
+import reprlib
+import types
+import typing
 from typing import Any, Callable
 
-__all__ = ["Registry", "build_with_options", "option_names"]
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+__all__ = ["MAX_ITEMS", "MAX_TEXT", "Registry", "build_with_options", "option_names",
+           "option_problem", "shown"]
 
 _NAMED = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+MAX_ITEMS = 1024  # the longest list an option may hold
+MAX_TEXT = 4096  # the longest string an option may hold (a path, a column name)
+_SHOWN = 200  # how much of a value an error message echoes
 
 
 class Registry:
@@ -26,7 +46,7 @@ class Registry:
 
     def load(self, name: str) -> Any:
         if name not in self._entries:
-            raise self._error(f"unknown {self.kind} {name!r}; known: {self.names()}")
+            raise self._error(f"unknown {self.kind} {shown(name)}; known: {self.names()}")
         module, attribute = self._entries[name].split(":")
         return getattr(importlib.import_module(module), attribute)
 
@@ -42,13 +62,161 @@ def option_names(factory: Callable) -> list[str]:
 
 def build_with_options(kind: str, name: str, factory: Callable, options: dict[str, Any],
                        error: type[Exception] = ValueError) -> Any:
-    """``factory(**options)``, refusing unknown or missing options with ``error``."""
+    """``factory(**options)``, refusing unknown or missing options and values that do not fit
+    their annotations with ``error``, whose message names the option."""
     params = inspect.signature(factory).parameters
     allowed = option_names(factory)
     for key in options:
         if key not in allowed:
-            raise error(f"unknown option {key!r} for {kind} {name!r}; allowed: {allowed}")
+            raise error(f"unknown option {shown(key)} for {kind} {name!r}; allowed: {allowed}")
     for key in allowed:
         if params[key].default is inspect.Parameter.empty and key not in options:
             raise error(f"{kind} {name!r} needs option {key!r}")
+    for key, value in options.items():
+        if (problem := option_problem(factory, key, value)) is not None:
+            raise error(f"option {key!r} {problem}")
     return factory(**options)
+
+
+def shown(value: Any, limit: int = _SHOWN) -> str:
+    """``repr(value)`` for an error message, at most ``limit`` characters (cut with "…"), made
+    without walking all of a large value."""
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+class _Repr(reprlib.Repr):
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 1000:  # repr would be slow, or refused past 4,300 digits
+            return f"<an int of about {int(x.bit_length() * 0.30103):,} digits>"
+        return super().repr_int(x, level)
+
+
+_REPR = _Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict, _REPR.maxset = 3, 12, 12, 8, 8
+_REPR.maxstring = _REPR.maxlong = _REPR.maxother = _SHOWN
+
+
+# ------------------------------------------------------------------------ type checks
+def option_problem(factory: Callable, key: str, value: Any) -> str | None:
+    """Why ``value`` does not fit the annotation of ``factory``'s option ``key`` ("must be a
+    number, got '1e-3' ..."), or None when it fits. The check is pydantic's (``_fits``); this
+    adds a message in the config's words. An option without an annotation is only checked for
+    non-finite numbers."""
+    annotation = _annotations(factory).get(key, Any)
+    if not _fits(value, annotation, depth=0):
+        return f"must be {_describe(annotation)}, got {shown(value)}{_hint(value, annotation)}"
+    if (where := _nonfinite(value, depth=0)) is not None:
+        return f"must hold finite numbers, got {shown(value)} ({where})"
+    return None
+
+
+@functools.cache
+def _annotations(factory: Callable) -> dict[str, Any]:
+    target = factory.__init__ if isinstance(factory, type) else factory
+    try:
+        return typing.get_type_hints(target)
+    except Exception:  # an annotation that cannot be resolved is not checked
+        return {}
+
+
+_SEQUENCES = (list, tuple, collections.abc.Sequence, collections.abc.Iterable,
+              collections.abc.Collection)
+
+
+def _fits(value: Any, tp: Any, depth: int = 0) -> bool:
+    """Whether ``value`` fits ``tp`` as configs mean it: pydantic's strict validation of the
+    value as JSON (a config's values are JSON data): a bool is not an int, an int is a number,
+    a string is never a number, lists fill tuples, numbers are finite. Strings and lists are
+    bounded first (``MAX_TEXT``, ``MAX_ITEMS``), so nothing large is encoded."""
+    if tp is Any or tp is inspect.Parameter.empty:
+        return True
+    if not _bounded(value, depth):
+        return False
+    try:
+        text = json.dumps(value, allow_nan=True)  # NaN and infinity reach pydantic, which refuses them
+    except (TypeError, ValueError):  # not plain data (or an int too long to write)
+        return False
+    try:
+        _adapter(tp).validate_json(text, strict=True)
+    except ValidationError:
+        return False
+    return True
+
+
+@functools.cache
+def _adapter(tp: Any) -> TypeAdapter:
+    return TypeAdapter(tp, config=ConfigDict(allow_inf_nan=False))
+
+
+def _bounded(value: Any, depth: int) -> bool:
+    if isinstance(value, str):
+        return len(value) <= MAX_TEXT
+    if isinstance(value, (list, tuple)):
+        return depth < 8 and len(value) <= MAX_ITEMS and all(_bounded(v, depth + 1) for v in value)
+    return True
+
+
+def _describe(tp: Any, plural: bool = False) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(dict.fromkeys(_describe(a, plural) for a in args))
+    if origin is typing.Literal:
+        return f"one of {list(args)}"
+    if origin is typing.Annotated:
+        return _describe(args[0], plural)
+    if tp is type(None) or tp is None:
+        return "null"
+    named = {bool: ("true or false", "true/false values"), int: ("an int", "ints"),
+             float: ("a number", "numbers"), str: ("a string", "strings")}
+    if tp in named:
+        return named[tp][plural]
+    if origin in _SEQUENCES or tp in (list, tuple):
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return f"a list of {len(args)}: {', '.join(_describe(a) for a in args)}"
+        items = _describe(args[0], plural=True) if args else "values"
+        return f"a list of {items} (at most {MAX_ITEMS:,})"
+    name = getattr(tp, "__name__", str(tp))
+    return f"{name} objects" if plural else f"a {name}"
+
+
+def _hint(value: Any, tp: Any) -> str:
+    numeric = _fits(1.5, tp, 0) or _fits(1, tp, 0)
+    if isinstance(value, bool) and numeric:
+        return " (true and false are not numbers)"
+    if isinstance(value, str) and numeric:
+        try:
+            number = float(value)
+        except ValueError:
+            return ""
+        text = value.strip()
+        found = re.fullmatch(r"([-+]?\d+)([eE][-+]?\d+)", text)
+        if found and math.isfinite(number) and len(text) <= 40:  # YAML 1.1: 1e-3 is text
+            if not _fits(1.5, tp, 0):  # an int option
+                return (f" (a string; YAML reads {text} as text, write {int(number)})"
+                        if number.is_integer() else " (a string)")
+            return (f" (a string; YAML reads {text} as text, write {number!r} or "
+                    f"{found.group(1)}.0{found.group(2)})")
+        return " (a string; write the number without quotes)"
+    if isinstance(value, float) and not math.isfinite(value):
+        return " (NaN and infinities are refused)"
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        return f" ({len(value):,} characters; at most {MAX_TEXT:,})"
+    if isinstance(value, (list, tuple)) and len(value) > MAX_ITEMS:
+        return f" ({len(value):,} items; at most {MAX_ITEMS:,})"
+    return ""
+
+
+def _nonfinite(value: Any, depth: int) -> str | None:
+    """Where a NaN or infinity hides inside ``value`` (a description), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value!r} is not finite"
+    if depth > 8:
+        return None
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        for v in value[:MAX_ITEMS]:
+            if (found := _nonfinite(v, depth + 1)) is not None:
+                return found
+    return None

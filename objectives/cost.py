@@ -18,6 +18,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from genomes import OPS
+from genomes.registry import shown
 
 from .base import Context, Objective
 
@@ -62,10 +63,16 @@ def time_call(fn: Callable[[], object], *, device: torch.device, warmup: int, re
     return statistics.median(times) * 1e3
 
 
+MAX_BATCH = 65_536  # the largest timed batch
+MAX_REPEATS = 10_000  # timed (or warm-up) calls per measurement
+
+
 def _check_timing(batch_size: int, warmup: int, repeats: int) -> None:
-    for key, value, low in (("batch_size", batch_size, 1), ("warmup", warmup, 0), ("repeats", repeats, 1)):
-        if type(value) is not int or value < low:
-            raise ValueError(f"option {key!r} must be an int >= {low}, got {value!r}")
+    for key, value, low, high in (("batch_size", batch_size, 1, MAX_BATCH),
+                                  ("warmup", warmup, 0, MAX_REPEATS),
+                                  ("repeats", repeats, 1, MAX_REPEATS)):
+        if type(value) is not int or not low <= value <= high:
+            raise ValueError(f"option {key!r} must be an int in [{low}, {high:,}], got {shown(value)}")
 
 
 class Latency(Objective):

@@ -10,6 +10,7 @@ import csv
 from pathlib import Path
 
 from genomes import spaces
+from genomes.registry import shown
 
 from .base import Context, Objective, ObjectiveError
 
@@ -26,9 +27,9 @@ class Tabular(Objective):
     def __init__(self, *, path: str, value_column: str, key_column: str = "arch",
                  direction: str = "max", lookup: str = "nb201"):
         if direction not in ("min", "max"):
-            raise ValueError(f"option 'direction' must be 'min' or 'max', got {direction!r}")
+            raise ValueError(f"option 'direction' must be 'min' or 'max', got {shown(direction)}")
         if lookup not in LOOKUPS:
-            raise ValueError(f"option 'lookup' must be one of {list(LOOKUPS)}, got {lookup!r}")
+            raise ValueError(f"option 'lookup' must be one of {list(LOOKUPS)}, got {shown(lookup)}")
         self.path, self.value_column, self.key_column = path, value_column, key_column
         self.direction, self.lookup = direction, lookup
         self._table: dict[str, float] | None = None

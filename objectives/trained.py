@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+from genomes.registry import shown
+
 from .base import Context, Objective, ObjectiveError
 from .training import accuracy
 
@@ -23,8 +25,8 @@ def _seconds_per_epoch(ctx: Context) -> float:
 
 
 def _penalty(value) -> float:
-    if type(value) not in (int, float) or value < 0:
-        raise ValueError(f"option 'time_penalty' must be a number >= 0, got {value!r}")
+    if type(value) not in (int, float) or not 0 <= value < math.inf:  # NaN fails both
+        raise ValueError(f"option 'time_penalty' must be a finite number >= 0, got {shown(value)}")
     return float(value)
 
 

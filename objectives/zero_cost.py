@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from genomes.registry import shown
+
 from .base import Context, Objective, ObjectiveError
 
 __all__ = ["NASWOT", "naswot_score"]
@@ -19,8 +21,8 @@ class NASWOT(Objective):
     name, direction = "naswot", "max"
 
     def __init__(self, *, batch_size: int = 64):
-        if type(batch_size) is not int or batch_size < 2:
-            raise ValueError(f"option 'batch_size' must be an int >= 2, got {batch_size!r}")
+        if type(batch_size) is not int or not 2 <= batch_size <= 4096:  # a batch x batch kernel
+            raise ValueError(f"option 'batch_size' must be an int in [2, 4,096], got {shown(batch_size)}")
         self.batch_size = batch_size
 
     def measure(self, ctx: Context) -> float:

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar, Iterable, Sequence
 
 import numpy as np
 
 from ..genome import Genome, input_shape_problem
-from ..registry import option_names
+from ..registry import MAX_ITEMS, option_names, shown
 
-__all__ = ["Bounds", "SearchSpace", "check_rng", "choices", "count_range", "flag", "odd_kernels",
-           "probability", "require", "spatial_fit"]
+__all__ = ["MAX_DEPTH", "MAX_KERNEL", "MAX_NODES", "MAX_PARAMS", "MAX_WIDTH", "Bounds", "SearchSpace",
+           "check_rng", "choices", "count_range", "flag", "odd_kernels", "probability", "require",
+           "spatial_fit"]
 
 SAMPLE_TRIES = 200
+# Upper bounds on size options: generous, but finite, so a typo cannot ask for a network that
+# takes hours to draw or terabytes to build.
+MAX_WIDTH = 4096  # channels, hidden units
+MAX_DEPTH = 100  # layers of a chain, blocks of a multibranch stage
+MAX_NODES = 100_000  # the max_nodes option
+MAX_PARAMS = 10**10  # the max_params option
+MAX_KERNEL = 63  # kernel choices
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,7 @@ class SearchSpace(ABC):
     branching: ClassVar[bool] = True  # False: members are paths (no node has two inputs)
     editable: ClassVar[bool] = True  # False: a fixed benchmark space that operators cannot edit
 
-    def __init__(self, *, input_shape: Iterable[int], num_outputs: int,
+    def __init__(self, *, input_shape: Sequence[int], num_outputs: int,
                  max_nodes: int | None = None, max_params: int | None = None):
         self.input_shape = tuple(input_shape)
         self.num_outputs = num_outputs
@@ -60,10 +68,10 @@ class SearchSpace(ABC):
             raise ValueError(f"option 'input_shape' {msg}")
         require(type(num_outputs) is int and num_outputs >= 1, "num_outputs",
                 "must be a positive int", num_outputs)
-        for key in ("max_nodes", "max_params"):
+        for key, most in (("max_nodes", MAX_NODES), ("max_params", MAX_PARAMS)):
             value = getattr(self, key)
-            require(value is None or (type(value) is int and value >= 1), key,
-                    "must be a positive int", value)
+            require(value is None or (type(value) is int and 1 <= value <= most), key,
+                    f"must be an int in [1, {most:,}] (or null for the space's default)", value)
 
     # ---------------------------------------------------------------- interface
     @property
@@ -141,27 +149,31 @@ class SearchSpace(ABC):
 
 def require(ok: bool, key: str, what: str, value: Any) -> None:
     if not ok:
-        raise ValueError(f"option {key!r} {what}, got {value!r}")
+        raise ValueError(f"option {key!r} {what}, got {shown(value)}")
 
 
-def choices(key: str, values: Any, allowed: Iterable[Any] | None = None) -> tuple:
-    """Check a non-empty list option (positive ints, or members of ``allowed``); return a tuple."""
+def choices(key: str, values: Any, allowed: Iterable[Any] | None = None, *,
+            most: int = MAX_WIDTH) -> tuple:
+    """Check a non-empty list option (ints in [1, ``most``], or members of ``allowed``);
+    return a tuple."""
     allowed = None if allowed is None else list(allowed)
-    ok = isinstance(values, (list, tuple)) and len(values) > 0
+    ok = isinstance(values, (list, tuple)) and 0 < len(values) <= MAX_ITEMS
     if ok and allowed is None:
-        ok = all(type(v) is int and v >= 1 for v in values)
+        ok = all(type(v) is int and 1 <= v <= most for v in values)
     elif ok:
-        ok = all(v in allowed for v in values)
-    what = "must be a non-empty list of positive ints" if allowed is None else \
+        ok = all(isinstance(v, str) and v in allowed for v in values)
+    what = f"must be a non-empty list of ints in [1, {most:,}]" if allowed is None else \
         f"must be a non-empty list drawn from {allowed}"
     require(ok, key, what, values)
     return tuple(values)
 
 
-def count_range(low_key: str, low: Any, high_key: str, high: Any) -> tuple[int, int]:
-    """Check a pair of options ``1 <= low <= high`` (e.g. min_layers, max_layers)."""
-    require(type(low) is int and low >= 1, low_key, "must be an int >= 1", low)
-    require(type(high) is int and high >= low, high_key, f"must be an int >= {low_key}", high)
+def count_range(low_key: str, low: Any, high_key: str, high: Any, *,
+                most: int = MAX_DEPTH) -> tuple[int, int]:
+    """Check a pair of options ``1 <= low <= high <= most`` (e.g. min_layers, max_layers)."""
+    require(type(low) is int and 1 <= low <= most, low_key, f"must be an int in [1, {most}]", low)
+    require(type(high) is int and low <= high <= most, high_key,
+            f"must be an int in [{low_key}, {most}]", high)
     return low, high
 
 
@@ -178,7 +190,7 @@ def probability(key: str, value: Any) -> float:
 
 def odd_kernels(key: str, values: Any) -> tuple:
     """Kernel choices: positive odd ints, so that 'same' padding keeps the size."""
-    kernels = choices(key, values)
+    kernels = choices(key, values, most=MAX_KERNEL)
     require(all(k % 2 for k in kernels), key, "must be odd (so 'same' padding keeps the size)",
             values)
     return kernels

@@ -21,12 +21,12 @@ network). ``nb201`` is strict: only exact encodings of its 15,625 cells are memb
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 import numpy as np
 
 from ..genome import Genome, _normalized
-from .base import Bounds, SearchSpace, choices, require
+from .base import MAX_WIDTH, Bounds, SearchSpace, choices, require
 from .blocks import BODY_OPS, pick
 
 __all__ = ["CELL_OPS", "CellSpace"]
@@ -46,6 +46,8 @@ _SIGNATURES = {
     name: tuple((kind, p.get("kernel")) for kind, p in chain) for name, chain in CELL_OPS.items()
 }
 _MAX_CHAIN = max(len(c) for c in CELL_OPS.values())
+MAX_CELL_NODES = 10  # 45 edges; a network of 20 such cells per stage takes seconds to draw
+MAX_CELLS_PER_STAGE = 20
 CELL_VOCABULARY = BODY_OPS | {"zero"}
 
 
@@ -59,19 +61,21 @@ class CellSpace(SearchSpace):
     name = "cell"
     strict: ClassVar[bool] = False  # True: only exact encodings are members (nb201)
 
-    def __init__(self, *, input_shape, num_outputs, nodes: int = 4, ops=tuple(CELL_OPS),
-                 channels: int = 16, cells_per_stage: int = 1, stages: int | None = None,
+    def __init__(self, *, input_shape: Sequence[int], num_outputs: int, nodes: int = 4,
+                 ops: Sequence[str] = tuple(CELL_OPS), channels: int = 16,
+                 cells_per_stage: int = 1, stages: int | None = None,
                  max_nodes: int | None = None, max_params: int | None = None):
         super().__init__(input_shape=input_shape, num_outputs=num_outputs, max_nodes=max_nodes,
                          max_params=max_params)
-        require(type(nodes) is int and nodes >= 2, "nodes", "must be an int >= 2", nodes)
+        require(type(nodes) is int and 2 <= nodes <= MAX_CELL_NODES, "nodes",
+                f"must be an int in [2, {MAX_CELL_NODES}]", nodes)
         self.nodes = nodes
         self.ops = choices("ops", ops, CELL_OPS)
-        require(type(channels) is int and channels >= 1, "channels", "must be a positive int",
-                channels)
+        require(type(channels) is int and 1 <= channels <= MAX_WIDTH, "channels",
+                f"must be an int in [1, {MAX_WIDTH:,}]", channels)
         self.channels = channels
-        require(type(cells_per_stage) is int and cells_per_stage >= 1, "cells_per_stage",
-                "must be a positive int", cells_per_stage)
+        require(type(cells_per_stage) is int and 1 <= cells_per_stage <= MAX_CELLS_PER_STAGE,
+                "cells_per_stage", f"must be an int in [1, {MAX_CELLS_PER_STAGE}]", cells_per_stage)
         self.cells_per_stage = cells_per_stage
         most = self._most_stages()
         require(most >= 1, "input_shape", "needs every spatial size >= 3 for the 3x3 stem",

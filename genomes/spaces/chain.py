@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from ..genome import Genome
 from ..ops import ACTIVATIONS
-from .base import (Bounds, SearchSpace, choices, count_range, flag, odd_kernels, probability,
-                   require)
+from ..registry import MAX_ITEMS
+from .base import (MAX_WIDTH, Bounds, SearchSpace, choices, count_range, flag, odd_kernels,
+                   probability, require)
 from .blocks import BODY_OPS, conv_block, head, new_genome, pick
 
 __all__ = ["ChainSpace"]
@@ -25,10 +28,12 @@ class ChainSpace(SearchSpace):
     name = "chain"
     branching = False
 
-    def __init__(self, *, input_shape, num_outputs, min_layers: int = 1, max_layers: int = 5,
-                 channels=(8, 16, 32, 64), kernels=(1, 3, 5), ops=("conv", "sepconv"),
-                 activations=("relu",), batchnorm: bool = True, pool_prob: float = 0.3,
-                 hidden=(0, 32, 64), flatten_prob: float = 0.0, max_nodes: int | None = None,
+    def __init__(self, *, input_shape: Sequence[int], num_outputs: int, min_layers: int = 1,
+                 max_layers: int = 5, channels: Sequence[int] = (8, 16, 32, 64),
+                 kernels: Sequence[int] = (1, 3, 5), ops: Sequence[str] = ("conv", "sepconv"),
+                 activations: Sequence[str] = ("relu",), batchnorm: bool = True,
+                 pool_prob: float = 0.3, hidden: Sequence[int] = (0, 32, 64),
+                 flatten_prob: float = 0.0, max_nodes: int | None = None,
                  max_params: int | None = None):
         super().__init__(input_shape=input_shape, num_outputs=num_outputs, max_nodes=max_nodes,
                          max_params=max_params)
@@ -41,9 +46,9 @@ class ChainSpace(SearchSpace):
         self.batchnorm = flag("batchnorm", batchnorm)
         self.pool_prob = probability("pool_prob", pool_prob)
         self.flatten_prob = probability("flatten_prob", flatten_prob)
-        require(isinstance(hidden, (list, tuple)) and len(hidden) > 0
-                and all(type(h) is int and h >= 0 for h in hidden), "hidden",
-                "must be a non-empty list of ints >= 0 (0: no hidden layer)", hidden)
+        require(isinstance(hidden, (list, tuple)) and 0 < len(hidden) <= MAX_ITEMS
+                and all(type(h) is int and 0 <= h <= MAX_WIDTH for h in hidden), "hidden",
+                f"must be a non-empty list of ints in [0, {MAX_WIDTH:,}] (0: no hidden layer)", hidden)
         self.hidden = tuple(hidden)
 
     def _default_bounds(self) -> Bounds:

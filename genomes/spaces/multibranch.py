@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 
@@ -25,10 +26,11 @@ class MultiBranchSpace(SearchSpace):
 
     name = "multibranch"
 
-    def __init__(self, *, input_shape, num_outputs, stages: int | None = None, min_blocks: int = 1,
-                 max_blocks: int = 4, channels=(8, 16, 32), kernels=(1, 3, 5), ops=BLOCK_OPS,
-                 activations=("relu",), batchnorm: bool = True, max_nodes: int | None = None,
-                 max_params: int | None = None):
+    def __init__(self, *, input_shape: Sequence[int], num_outputs: int, stages: int | None = None,
+                 min_blocks: int = 1, max_blocks: int = 4, channels: Sequence[int] = (8, 16, 32),
+                 kernels: Sequence[int] = (1, 3, 5), ops: Sequence[str] = BLOCK_OPS,
+                 activations: Sequence[str] = ("relu",), batchnorm: bool = True,
+                 max_nodes: int | None = None, max_params: int | None = None):
         super().__init__(input_shape=input_shape, num_outputs=num_outputs, max_nodes=max_nodes,
                          max_params=max_params)
         size = min(self.input_shape[1:])

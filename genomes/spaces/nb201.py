@@ -9,7 +9,7 @@ e.g. ``|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv
 from __future__ import annotations
 
 import itertools
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from ..genome import Genome
 from .base import require
@@ -27,7 +27,7 @@ class NB201Space(CellSpace):
     strict = True
     editable = False  # its members are exactly 15,625 encodings; layer edits never land on one
 
-    def __init__(self, *, input_shape=(3, 32, 32), num_outputs: int = 10,
+    def __init__(self, *, input_shape: Sequence[int] = (3, 32, 32), num_outputs: int = 10,
                  max_nodes: int | None = None, max_params: int | None = None):
         shape = tuple(input_shape)
         require(len(shape) == 3 and all(type(s) is int and s >= 12 and s % 4 == 0

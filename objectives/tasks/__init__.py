@@ -8,9 +8,9 @@ from typing import Any
 
 from genomes.registry import Registry
 
-from .base import DataError, Split, Task, prepare
+from .base import DataError, Preprocessing, Split, Task, prepare
 
-__all__ = ["DataError", "Split", "Task", "get", "names", "prepare"]
+__all__ = ["DataError", "Preprocessing", "Split", "Task", "get", "names", "prepare"]
 
 _REGISTRY = Registry("task", {
     "digits": "objectives.tasks.digits:digits",

@@ -6,7 +6,7 @@ training split with the run seed (stratified), an optional ``fraction`` of the t
 kept as a lower fidelity, and standardisation statistics come from the training split only.
 
 A task keeps how it turned raw arrays into network inputs (``Task.preprocessing``: the raw
-layout, a shift and a scale per channel), so an exported network can take raw inputs.
+layout, a mean and a std per channel), so an exported network can take raw inputs.
 """
 
 from __future__ import annotations
@@ -18,7 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["DataError", "Preprocessing", "Split", "Task", "prepare"]
+from genomes.registry import option_problem, shown
+
+__all__ = ["MAX_CLASSES", "DataError", "Preprocessing", "Split", "Task", "prepare"]
+
+MAX_CLASSES = 100_000  # more than any public classification benchmark (ImageNet-21k: 21,841)
 
 LAYOUTS = {  # how to read x, without the batch axis first; "auto" guesses from its rank
     "NL": (1, None), "NCL": (2, None), "NLC": (2, (0, 2, 1)), "NCHW": (3, None),
@@ -44,43 +48,62 @@ class Split:
 @dataclass(frozen=True)
 class Preprocessing:
     """How raw arrays become network inputs: axes reordered from ``layout`` to channels first
-    (a channel axis added for ``NL``/``NHW``), cast to float32, then ``(x - shift) / scale`` per
-    channel. ``apply`` is the one implementation, used for training data and inside exports,
-    so an exported network sees exactly what training saw."""
+    (a channel axis added for ``NL``/``NHW``), cast to float32, then ``(x - mean) / std`` per
+    channel (the training split's statistics; without standardisation mean 0 and std the raw
+    unit, e.g. 255 for 8-bit pixels). ``module()`` is the one implementation: training data go
+    through it, and exports put it in front of the network, so both see the same numbers."""
 
     layout: str  # of the raw arrays, batch first: NCHW, NHWC, NCL, NLC, NL or NHW
-    shift: tuple[float, ...]  # per channel, float32 values
-    scale: tuple[float, ...]
+    mean: tuple[float, ...]  # per channel, float32 values
+    std: tuple[float, ...]
+
+    def module(self) -> torch.nn.Module:
+        """A scriptable, ONNX-exportable module: raw inputs in, network inputs out."""
+        from .raw_input import RawInput
+
+        perm = LAYOUTS[self.layout][1]
+        return RawInput(list(perm) if perm is not None else [], self.layout in ("NL", "NHW"),
+                        self.mean, self.std, LAYOUTS[self.layout][0] + 1)
 
     def apply(self, x: Any) -> torch.Tensor:
         """Raw inputs (array or tensor, batch first, in ``layout``) as float32 network inputs."""
-        x = torch.as_tensor(x).to(torch.float32)
-        perm = LAYOUTS[self.layout][1]
-        if perm is not None:
-            x = x.permute(*perm)
+        with torch.no_grad():
+            return self.module()(torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x))
+
+    def invert(self, x: torch.Tensor) -> torch.Tensor:
+        """Network inputs back in the raw layout and scale (up to float rounding)."""
+        view = (1, len(self.mean), *([1] * (x.dim() - 2)))
+        raw = x * torch.tensor(self.std).reshape(view) + torch.tensor(self.mean).reshape(view)
         if self.layout in ("NL", "NHW"):
-            x = x.unsqueeze(1)
-        view = (1, len(self.shift), *([1] * (x.dim() - 2)))
-        shift = torch.tensor(self.shift, dtype=torch.float32).reshape(view)
-        scale = torch.tensor(self.scale, dtype=torch.float32).reshape(view)
-        return (x - shift) / scale
+            return raw.squeeze(1)
+        perm = LAYOUTS[self.layout][1]
+        return raw if perm is None else raw.permute(*[perm.index(i) for i in range(raw.dim())])
+
+    def raw_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape of one raw sample, for a network input shape (channels first)."""
+        if self.layout in ("NL", "NHW"):
+            return tuple(input_shape[1:])
+        perm = LAYOUTS[self.layout][1]
+        full = (0, *input_shape)
+        return tuple(full[perm.index(i)] for i in range(len(full)))[1:] if perm else tuple(input_shape)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"layout": self.layout, "shift": list(self.shift), "scale": list(self.scale)}
+        return {"layout": self.layout, "mean": list(self.mean), "std": list(self.std)}
 
     @classmethod
     def from_dict(cls, data: Any) -> Preprocessing:
         """The inverse of ``to_dict``; ``ValueError`` if ``data`` is not one."""
         try:
-            layout, shift, scale = data["layout"], data["shift"], data["scale"]
-            ok = layout in LAYOUTS and len(shift) == len(scale) > 0 and all(
-                type(v) in (int, float) and math.isfinite(v) for v in (*shift, *scale)) and \
-                all(v != 0 for v in scale)
+            layout, mean, std = data["layout"], data["mean"], data["std"]
+            ok = layout in LAYOUTS and isinstance(mean, list) and isinstance(std, list) and \
+                len(mean) == len(std) > 0 and all(
+                    type(v) in (int, float) and math.isfinite(v) for v in (*mean, *std)) and \
+                all(v != 0 for v in std)
         except (KeyError, TypeError):
             ok = False
         if not ok:
             raise ValueError(f"not a preprocessing record: {str(data)[:200]}")
-        return cls(layout, tuple(float(v) for v in shift), tuple(float(v) for v in scale))
+        return cls(layout, tuple(float(v) for v in mean), tuple(float(v) for v in std))
 
 
 @dataclass(frozen=True)
@@ -104,13 +127,20 @@ def prepare(name: str, x: Any, y: Any, *, x_val: Any = None, y_val: Any = None,
     """Check raw arrays and turn them into a ``Task``; ``DataError`` names what is wrong.
     ``unit`` is what raw values are divided by when not standardised (255 for 8-bit pixels)."""
     where = f" in {source}" if source else ""
+    for key, value in (("seed", seed), ("val_fraction", val_fraction), ("fraction", fraction),
+                       ("layout", layout), ("standardize", standardize),
+                       ("num_classes", num_classes), ("unit", unit)):
+        if (problem := option_problem(prepare, key, value)) is not None:  # types first
+            raise DataError(f"option {key!r} {problem}")
     _option(0 < val_fraction < 1, "val_fraction", "must be in (0, 1)", val_fraction)
     _option(0 < fraction <= 1, "fraction", "must be in (0, 1]", fraction)
     _option(layout == "auto" or layout in LAYOUTS, "layout", f"must be 'auto' or one of {list(LAYOUTS)}",
             layout)
-    _option(num_classes is None or (type(num_classes) is int and num_classes >= 2), "num_classes",
-            "must be an int >= 2 (or left out to count the training labels)", num_classes)
+    _option(num_classes is None or (type(num_classes) is int and 2 <= num_classes <= MAX_CLASSES),
+            "num_classes", f"must be an int in [2, {MAX_CLASSES:,}] (or left out to count the "
+                           f"training labels)", num_classes)
     _option(type(seed) is int and seed >= 0, "seed", "must be an int >= 0", seed)
+    _option(unit > 0, "unit", "must be > 0", unit)
     raw_layout = layout if layout != "auto" else {2: "NL", 3: "NCL", 4: "NCHW"}.get(np.ndim(x), "auto")
     if (x_val is None) != (y_val is None):
         raise DataError(f"give both x_val and y_val or neither{where}")
@@ -130,6 +160,9 @@ def prepare(name: str, x: Any, y: Any, *, x_val: Any = None, y_val: Any = None,
         raise DataError(f"splits disagree on the input shape{where}: {listed}")
     y_train = arrays[""][1]
     k = num_classes if num_classes is not None else 1 + int(y_train.max())
+    if k > MAX_CLASSES:  # checked before anything is sized by it
+        raise DataError(f"y has labels up to {k - 1:,}{where}; at most {MAX_CLASSES:,} classes "
+                        f"are supported (labels must be 0..k-1)")
     if num_classes is None and (absent := sorted(set(range(k)) - set(y_train.tolist()))):
         raise DataError(f"y has labels up to {k - 1} but none of {absent[:10]}{where}; labels must "
                         f"be 0..k-1 (or set num_classes)")
@@ -152,17 +185,19 @@ def prepare(name: str, x: Any, y: Any, *, x_val: Any = None, y_val: Any = None,
     channels = x_tr.shape[1]
     if standardize:
         axes = (0, *range(2, x_tr.ndim))
-        mean, std = x_tr.mean(axis=axes), x_tr.std(axis=axes)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+            mean, std = x_tr.mean(axis=axes), x_tr.std(axis=axes)
         if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
             raise DataError(f"x cannot be standardised{where}: its per-channel mean or standard "
                             f"deviation is not finite (values too large?)")
         std = np.where(std > 0, std, 1.0)
     else:
         mean, std = np.zeros(channels), np.full(channels, float(unit))
-    pre = Preprocessing("NCHW" if x_tr.ndim == 4 else "NCL",  # x is channels first by now
-                        tuple(float(v) for v in mean.astype(np.float32)),
-                        tuple(float(v) for v in std.astype(np.float32)))
-    if not all(math.isfinite(v) and v != 0 for v in (*pre.shift, *pre.scale)):
+    with np.errstate(over="ignore"):
+        pre = Preprocessing("NCHW" if x_tr.ndim == 4 else "NCL",  # x is channels first by now
+                            tuple(float(v) for v in mean.astype(np.float32)),
+                            tuple(float(v) for v in std.astype(np.float32)))
+    if not all(math.isfinite(v) for v in (*pre.mean, *pre.std)) or 0 in pre.std:
         raise DataError(f"x cannot be standardised{where}: its statistics do not fit in float32")
     splits_ = {"x": (x_tr, y_tr), "x_val": (x_v, y_v), **({"x_test": test} if test else {})}
     made = {}
@@ -173,12 +208,12 @@ def prepare(name: str, x: Any, y: Any, *, x_val: Any = None, y_val: Any = None,
         made[key] = Split(inputs.contiguous(), torch.as_tensor(ys, dtype=torch.int64))
     return Task(name=name, train=made["x"], val=made["x_val"], test=made.get("x_test"),
                 input_shape=tuple(x_tr.shape[1:]), num_classes=k,
-                preprocessing=Preprocessing(raw_layout, pre.shift, pre.scale))
+                preprocessing=Preprocessing(raw_layout, pre.mean, pre.std))
 
 
 def _option(ok: bool, key: str, what: str, value: Any) -> None:
     if not ok:
-        raise DataError(f"option {key!r} {what}, got {value!r}")
+        raise DataError(f"option {key!r} {what}, got {shown(value)}")
 
 
 def _inputs(x: Any, key: str, layout: str, where: str) -> np.ndarray:

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import pickle
+import zlib
 from pathlib import Path
 
 import numpy as np
 
+from genomes.registry import shown
+
+from . import npz as _npz
 from .base import DataError, Task, prepare
 
 __all__ = ["DATASETS", "torchvision_task"]
@@ -35,7 +40,7 @@ def torchvision_task(*, name: str, root: str, download: bool = False, seed: int 
     ``task: {dataset: torchvision, name: cifar10, root: ~/data}``)."""
     key = str(name).lower().replace("-", "").replace("_", "")
     if key not in DATASETS:
-        raise DataError(f"option 'name' must be one of {list(DATASETS)}, got {name!r}")
+        raise DataError(f"option 'name' must be one of {list(DATASETS)}, got {shown(name)}")
     dataset = name
     base = Path(root).expanduser()
     reader = _read_cifar if key.startswith("cifar") else _read_idx
@@ -71,19 +76,30 @@ def _find(folder: Path, name: str) -> Path:
 
 
 def _idx(path: Path) -> np.ndarray:
-    """An idx file (MNIST's format): magic, dims, then big-endian unsigned bytes."""
+    """An idx file (MNIST's format): magic, dims, then big-endian unsigned bytes. The header is
+    checked before the body is read, and a .gz file is decompressed only as far as the header
+    says, so a small file cannot make the reader allocate without bound."""
     try:
-        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError) as exc:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")) as f:
+            head = f.read(4)
+            if len(head) < 4 or head[:2] != b"\0\0" or head[2] != 8:
+                raise DataError(f"{str(path)!r} is not an idx file of unsigned bytes")
+            raw_dims = f.read(4 * head[3])
+            if len(raw_dims) < 4 * head[3]:
+                raise DataError(f"{str(path)!r} is not an idx file of unsigned bytes")
+            dims = tuple(int(d) for d in np.frombuffer(raw_dims, dtype=">u4"))
+            count = math.prod(dims)
+            if 8 * count > _npz.MAX_BYTES:  # as float64, what prepare makes of it
+                raise DataError(f"{str(path)!r} declares shape {dims} ({count:,} values), more than "
+                                f"the {_npz.MAX_BYTES // 8:,} values that are loaded")
+            body = f.read(count + 1)
+    except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{str(path)!r} cannot be read: {exc}") from None
-    if len(data) < 4 or data[:2] != b"\0\0" or data[2] != 8 or len(data) < 4 + 4 * data[3]:
-        raise DataError(f"{str(path)!r} is not an idx file of unsigned bytes")
-    ndim = data[3]
-    dims = np.frombuffer(data, dtype=">u4", count=ndim, offset=4).astype(int)
-    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(dims)):
-        raise DataError(f"{str(path)!r} is truncated: {body.size} bytes for shape {tuple(dims)}")
-    return body.reshape(dims)
+    if len(body) != count:
+        raise DataError(f"{str(path)!r} is truncated: {len(body)} bytes for shape {dims}"
+                        if len(body) < count else
+                        f"{str(path)!r} holds more bytes than its shape {dims} needs")
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
 def _read_idx(base: Path, key: str):
@@ -132,9 +148,30 @@ def _read_cifar(base: Path, key: str):
     for group in names:
         batches = [_batch(_find(folder, n)) for n in group]
         try:
-            x = np.concatenate([np.asarray(b["data"], dtype=np.uint8) for b in batches])
-            y = np.concatenate([np.asarray(b[label]) for b in batches])
+            parts = [_cifar_arrays(b["data"], b[label], folder) for b in batches]
         except KeyError as exc:
             raise DataError(f"a CIFAR batch in {str(folder)!r} lacks {exc}") from None
+        x = np.concatenate([p[0] for p in parts])
+        y = np.concatenate([p[1] for p in parts])
         out += [x.reshape(-1, 3, 32, 32), y]
     return out
+
+
+def _cifar_arrays(data, labels, folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A batch's images (uint8, N x 3072) and labels (N ints), checked before any conversion:
+    a pickle can nest shared lists that would expand without bound if turned into an array."""
+    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2
+            and data.shape[1] == 3 * 32 * 32):
+        what = f"{data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray) else \
+            type(data).__name__
+        raise DataError(f"a CIFAR batch in {str(folder)!r} holds 'data' as {what}; expected uint8 "
+                        f"images of shape (N, 3072)")
+    if isinstance(labels, np.ndarray):
+        ok = labels.ndim == 1 and labels.dtype.kind in "iu"
+    else:
+        ok = isinstance(labels, list) and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in labels)
+    if not ok or len(labels) != len(data):
+        raise DataError(f"a CIFAR batch in {str(folder)!r} holds labels that are not {len(data)} "
+                        f"integers (one per image)")
+    return data, np.asarray(labels, dtype=np.int64)

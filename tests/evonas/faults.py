@@ -2,6 +2,7 @@
 
 ``EVONAS_FAULTS="1:raise,2:nan,3:sleep,4:exit"`` makes the evaluation of those individual ids
 raise, diverge to NaN, hang, or kill its worker; the rest run the real evaluation.
+``SlowToUnpack`` in a job makes a worker take that long to receive it (before the job starts).
 """
 
 from __future__ import annotations
@@ -44,3 +45,17 @@ def sleepy_or_fault(job: dict, device: str) -> dict:
         os._exit(3)
     return sleepy(job, device)
 
+
+
+class SlowToUnpack:
+    """Ballast for a job: unpickling it takes ``seconds``, as a fresh worker's imports would."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def __getstate__(self) -> dict:
+        return {"seconds": self.seconds}
+
+    def __setstate__(self, state: dict) -> None:
+        self.seconds = state["seconds"]
+        time.sleep(self.seconds)

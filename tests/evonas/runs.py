@@ -25,6 +25,10 @@ SMALL = {
     "dispatch": {"backend": "inline"},  # fast; the kill test also runs it on worker processes
 }
 WORKERS = ("--set", "dispatch.backend=local", "--set", "dispatch.workers_per_device=2")
+# smaller still (a few seconds in-process): for tests that copy and damage a finished run
+TINY = {**SMALL, "name": "tiny", "task": {"dataset": "digits", "fraction": 0.3},
+        "search": {**SMALL["search"], "population": 3, "offspring": 3, "generations": 3},
+        "checkpoints": {"keep": 5}}
 
 # Runs the CLI in a child process; EVONAS_TEST_PAUSE makes it stop inside a write (half a file
 # written, fsynced) and wait there to be killed, so those moments are hit for certain.

@@ -94,23 +94,26 @@ def test_exports_reload_and_match_the_runs_model(small, tmp_path, suffix):
     target = tmp_path / f"model{suffix}"
     result = invoke("export", run, best.id, "--to", target)
     assert result.exit_code == 0, result.output
-    x, _ = sample_batch(view, best)
+    x, _ = sample_batch(view, best)  # raw inputs: exports standardise them themselves
     with torch.no_grad():
-        expected = load_model(view, best)(x)
+        expected = load_model(view, best)(view.preprocessing.apply(x))
     if suffix == ".pt":
         got = torch.jit.load(str(target))(x)
     elif suffix == ".onnx":
         ort = pytest.importorskip("onnxruntime")
         session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
         got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
-    else:
+    else:  # rebuilt from the export document's genome and the weights, nothing else
         from safetensors.torch import load_file
 
         from genomes import Genome
+        from objectives.tasks import Preprocessing
 
-        net = Genome.from_json(target.with_suffix(".json").read_text()).build(seed=5)
+        document = json.loads(target.with_suffix(".json").read_text())
+        net = Genome.from_dict(document["genome"]).build(seed=5)
         net.load_state_dict(load_file(target))
-        got = net.eval()(x)
+        pre = Preprocessing.from_dict(document["preprocessing"])
+        got = net.eval()(pre.apply(x))
     assert torch.allclose(got, expected, atol=1e-5)
 
 
@@ -146,5 +149,5 @@ def test_a_run_can_be_read_while_it_is_written_without_disturbing_it(small, tmp_
             if view.entries:
                 assert invoke("show", run, max(view.entries), "--format", "json").exit_code == 0
         time.sleep(0.05)
-    assert proc.returncode == 0 and reads >= 4
+    assert proc.returncode == 0 and reads >= 2  # at least one read while it was going
     assert outcome(run) == expected

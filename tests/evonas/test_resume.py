@@ -99,7 +99,7 @@ def test_damaged_checkpoints_are_detected_and_resume_falls_back(reference, tmp_p
         what = _damage(files[int(rng.integers(len(files)))], rng)
         logged: list[str] = []
         progress = Progress(quiet=True)
-        progress.log = logged.append
+        progress.log = progress.warn = logged.append  # warnings show even when quiet
         result = engine.resume(copy, progress=progress)
         assert any(f"checkpoint {latest.name} is damaged" in line for line in logged), (what, logged)
         assert any("falling back to checkpoint" in line for line in logged), (what, logged)
@@ -118,7 +118,7 @@ def test_a_damaged_latest_pointer_is_detected(reference, tmp_path):
     (copy / "LATEST").write_text("gen-00\x00")
     logged: list[str] = []
     progress = Progress(quiet=True)
-    progress.log = logged.append
+    progress.log = progress.warn = logged.append  # warnings show even when quiet
     engine.resume(copy, progress=progress)
     assert any("LATEST is damaged" in line for line in logged)
     assert _outcome(copy)["population"] == expected["population"]
@@ -154,7 +154,7 @@ def test_a_planted_pickle_is_never_executed(reference, tmp_path, where):
     _plant(target, marker, latest)
     logged: list[str] = []
     progress = Progress(quiet=True)
-    progress.log = logged.append
+    progress.log = progress.warn = logged.append  # warnings show even when quiet
     engine.resume(copy, progress=progress)
     assert not marker.exists()
     reason = "is not a safetensors file" if where == "weights" else "is not valid JSON"

@@ -1,9 +1,6 @@
 """Compiling genomes to PyTorch: every space builds and trains; weights are addressed by node
 id and deterministic per (seed, node)."""
 
-import statistics
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -97,20 +94,15 @@ def _twenty_node_genome() -> Genome:
     return g
 
 
-def test_twenty_node_genome_builds_and_runs_a_forward_pass_in_under_50_ms():
+def test_twenty_node_genome_compiles_to_generated_code_and_runs_a_batch():
+    # how fast it builds and runs is measured by benchmarks/build_forward.py, not asserted here
     genome = _twenty_node_genome()
     assert len(genome) == 20
-    x = torch.randn(64, 1, 8, 8)
-
-    def once() -> float:
-        start = time.perf_counter()
-        with torch.no_grad():
-            genome.build()(x)
-        return time.perf_counter() - start
-
-    once()  # first call pays one-off import and kernel set-up costs
-    median = statistics.median(once() for _ in range(15))
-    assert median < 0.050, f"build + forward took {median * 1e3:.1f} ms"
+    net = genome.build()
+    assert isinstance(net, torch.fx.GraphModule) and "def forward" in net.code  # compiled, not walked
+    with torch.no_grad():
+        y = net(torch.randn(64, 1, 8, 8))
+    assert y.shape == (64, 10) and torch.isfinite(y).all()
 
 
 def test_build_refuses_an_invalid_genome_naming_the_node():

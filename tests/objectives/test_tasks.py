@@ -254,3 +254,130 @@ def test_damaged_files_give_data_errors(tmp_path):
     with pytest.raises(DataError, match="not an idx file"):
         tasks.get("torchvision", name="mnist", root=str(tmp_path))
 
+
+
+# ---------------------------------------------------------------- untrusted input (issue 11, 3.6-3.7)
+def _npy(array=None, *, descr="<f8", shape=(4,), data=b"") -> bytes:
+    """An .npy member: a real array's bytes, or a header declaring ``shape`` before ``data``."""
+    import io
+
+    out = io.BytesIO()
+    if array is not None:
+        np.save(out, array)
+        return out.getvalue()
+    np.lib.format.write_array_header_1_0(out, {"descr": descr, "fortran_order": False, "shape": shape})
+    return out.getvalue() + data
+
+
+def _zip(path, members, compression=None):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression or zipfile.ZIP_STORED) as archive:
+        for name, blob in members.items():
+            archive.writestr(name, blob)
+    return str(path)
+
+
+def test_npz_headers_are_checked_before_anything_is_allocated(tmp_path):
+    lie = _zip(tmp_path / "lie.npz", {"x.npy": _npy(descr="|u1", shape=(2**37,), data=b"1234"),
+                                      "y.npy": _npy(np.arange(4) % 2)})  # declares 128 GiB
+    with pytest.raises(DataError, match=r"array 'x' in '.*lie.npz' declares shape \(137438953472,\)"):
+        tasks.get("npz", path=lie)
+    short = _zip(tmp_path / "short.npz", {"x.npy": _npy(shape=(10, 4), data=bytes(8 * 39)),
+                                          "y.npy": _npy(np.arange(10) % 2)})
+    with pytest.raises(DataError, match="declares shape .* the archive is damaged"):
+        tasks.get("npz", path=short)
+
+
+def test_npz_object_arrays_are_refused_from_their_header(tmp_path):
+    objects = _zip(tmp_path / "objects.npz", {"x.npy": _npy(descr="|O", shape=(4,), data=b"\x80"),
+                                              "y.npy": _npy(np.arange(4) % 2)})
+    with pytest.raises(DataError, match="not a readable .npz archive: array 'x' holds Python objects"):
+        tasks.get("npz", path=objects)
+
+
+def test_npz_beyond_the_memory_cap_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    import zipfile
+
+    import objectives.tasks.npz as npz_task
+
+    x = np.zeros((2**16, 64), dtype=np.uint8)  # 4 MiB of zeros, a few kB compressed
+    path = _zip(tmp_path / "bomb.npz", {"x.npy": _npy(x), "y.npy": _npy(np.arange(2**16) % 2)},
+                zipfile.ZIP_DEFLATED)
+    monkeypatch.setattr(npz_task, "MAX_BYTES", 2**20)
+    with pytest.raises(DataError, match=r"holds 4,259,840 values .* at most 1.0 MiB are loaded"):
+        tasks.get("npz", path=path)
+    assert 2**30 <= npz_task._memory_cap() <= 16 * 2**30
+
+
+def test_npz_error_messages_stay_short(tmp_path):
+    members = {"x.npy": _npy(np.zeros((4, 2))), "y.npy": _npy(np.arange(4) % 2)}
+    members |= {f"junk_{'z' * 50}_{i}.npy": _npy(np.zeros(1)) for i in range(300)}
+    with pytest.raises(DataError, match="unknown arrays") as info:
+        tasks.get("npz", path=_zip(tmp_path / "many.npz", members))
+    assert len(str(info.value)) < 600
+
+
+def test_labels_are_bounded_before_anything_is_sized_by_them():
+    x, y = np.zeros((10, 4)), np.array([0, 1] * 4 + [0, 200_000])
+    with pytest.raises(DataError, match="at most 100,000 classes"):
+        tasks.prepare("t", x, y)  # used to build a set of every label up to the largest
+    with pytest.raises(DataError, match=r"option 'num_classes' must be an int in \[2, 100,000\]"):
+        tasks.prepare("t", x, np.arange(10) % 2, num_classes=10**9)
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"fraction": "1e-3"}, "option 'fraction' must be a number, got '1e-3'"),
+    ({"val_fraction": [0.2]}, "option 'val_fraction' must be a number"),
+    ({"standardize": "maybe"}, "option 'standardize' must be true or false"),
+    ({"layout": ["NCL"]}, "option 'layout' must be a string"),
+    ({"fraction": float("nan")}, "option 'fraction' must be a number, got nan"),
+])
+def test_prepare_checks_option_types_first(options, words):
+    with pytest.raises(DataError) as info:
+        tasks.prepare("t", np.zeros((10, 4)), np.arange(10) % 2, **options)
+    assert words in str(info.value)
+
+
+def test_synthetic_sizes_are_bounded(monkeypatch):
+    import objectives.tasks.synthetic as synthetic_task
+
+    with pytest.raises(DataError, match=r"option 'samples' .* <= 1,000,000"):
+        tasks.get("synthetic", input_shape=(1, 2), samples=2_000_000)
+    monkeypatch.setattr(synthetic_task, "MAX_VALUES", 10_000)
+    with pytest.raises(DataError, match=r"makes 19,200 values with the test split; at most 10,000"):
+        tasks.get("synthetic", input_shape=(1, 8, 8))
+
+
+def test_idx_files_are_read_only_as_far_as_their_checked_header_says(tmp_path, monkeypatch):
+    import objectives.tasks.npz as npz_task
+    from objectives.tasks.vision import _idx as read_idx
+
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(_idx(np.zeros((2000, 28, 28)))))  # 1.5 MiB of zeros
+    monkeypatch.setattr(npz_task, "MAX_BYTES", 2**20)
+    with pytest.raises(DataError, match=r"declares shape \(2000, 28, 28\)"):
+        read_idx(path)
+    monkeypatch.undo()
+    assert read_idx(path).shape == (2000, 28, 28)
+    longer = tmp_path / "longer.gz"
+    longer.write_bytes(gzip.compress(_idx(np.zeros((2, 2))) + bytes(10**6)))
+    with pytest.raises(DataError, match="more bytes than its shape"):
+        read_idx(longer)
+
+
+def test_cifar_batches_must_hold_arrays_not_nested_lists(tmp_path):
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    row = [0] * 3072
+    for name in ("train", "test"):  # shared rows: small as a pickle, large as an array
+        (folder / name).write_bytes(pickle.dumps({b"data": [row] * 500, b"fine_labels": [0, 1] * 250},
+                                                 protocol=2))
+    with pytest.raises(DataError, match="holds 'data' as list; expected uint8 images"):
+        tasks.get("torchvision", name="cifar100", root=str(tmp_path))
+    nested = [[0, 1]] * 250
+    for name in ("train", "test"):
+        (folder / name).write_bytes(pickle.dumps({b"data": np.zeros((500, 3072), np.uint8),
+                                                  b"fine_labels": nested}, protocol=2))
+    with pytest.raises(DataError, match="labels that are not 500 integers"):
+        tasks.get("torchvision", name="cifar100", root=str(tmp_path))

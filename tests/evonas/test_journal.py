@@ -1,0 +1,244 @@
+"""Journal integrity: every line carries its checksum, a damaged line is named and never used,
+and a resume after random bit flips and truncations either says what it found and ends with the
+uninterrupted run's front, or refuses naming the line; it never ends with another front in
+silence."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import evonas
+from evonas import journal
+from evonas.cli import main
+from evonas.runview import RunView
+
+from tests.evonas.runs import TINY
+
+START = 2  # the fuzzed copies resume from this checkpoint: the last generation comes from the journal
+
+
+def test_lines_carry_a_checksum_that_catches_any_change(tmp_path):
+    path = tmp_path / "journal.jsonl"
+    events = [{"event": "started", "config": {"a": 1}},
+              {"event": "pruned", "id": 3, "epochs": 1},
+              {"event": "generation", "generation": 0, "evaluations": 2, "population": [0, 1],
+               "front": [1]}]
+    for event in events:
+        journal.append(path, event)
+    read = journal.load(path)
+    assert read.lines == events and not read.damaged and not read.legacy
+    raw = path.read_bytes()
+    assert raw.count(b'"sum":"') == 3
+    for pos in range(0, len(raw), 7):  # flip one bit at many places: always noticed
+        damaged = bytearray(raw)
+        damaged[pos] ^= 1 << (pos % 8)
+        path.write_bytes(bytes(damaged))
+        again = journal.load(path)
+        assert again.damaged or again.torn, pos
+        assert all(line in events for line in again.lines), pos  # nothing altered gets through
+
+
+@pytest.mark.parametrize("change, why", [
+    (lambda e: {**e, "id": "five"}, "id"),
+    (lambda e: {**e, "objectives": [1, 2]}, "objectives"),
+    (lambda e: {**e, "state": "coMplete"}, "state"),
+    (lambda e: {**e, "weights": "../../elsewhere/x.safetensors"}, "weights"),
+    (lambda e: {**e, "weights": "/etc/passwd"}, "weights"),
+    (lambda e: {**e, "curve": [[1, 2]]}, "curve"),
+])
+def test_a_line_with_a_valid_checksum_but_wrong_types_is_damaged(tmp_path, change, why):
+    good = {"event": "evaluated", "id": 5, "generation": 0, "genome_hash": "h", "state": "complete",
+            "objectives": {"val_error": 0.5}, "epochs": 2, "genome": {}, "curve": [],
+            "weights": "weights/5-e2.safetensors"}
+    path = tmp_path / "journal.jsonl"
+    journal.append(path, good)
+    journal.append(path, change(good))  # forged with a correct checksum
+    read = journal.load(path)
+    assert read.lines == [good]
+    assert [d.line for d in read.damaged] == [2] and why in read.damaged[0].reason
+
+
+def test_a_journal_from_before_checksums_is_read_and_upgraded(tmp_path):
+    path = tmp_path / "journal.jsonl"
+    path.write_text('{"event":"started","config":{}}\n{"event":"pruned","id":1,"epochs":1}\n')
+    read = journal.load(path)
+    assert read.legacy and len(read.lines) == 2 and not read.damaged
+    journal.quarantine(path, read)
+    again = journal.load(path)
+    assert not again.legacy and again.lines == read.lines
+
+
+@pytest.fixture(scope="module")
+def fuzz_base(tmp_path_factory):
+    """The uninterrupted run, and a copy that stopped after generation START (its later
+    checkpoints gone), whose resume takes the last generation from the journal."""
+    root = tmp_path_factory.mktemp("fuzz")
+    reference = root / "reference"
+    evonas.run(TINY, run_dir=reference)
+    base = root / "base"
+    shutil.copytree(reference, base)
+    for folder in (base / "checkpoints").iterdir():
+        if int(folder.name.split("-")[1]) > START:
+            shutil.rmtree(folder)
+    (base / "LATEST").write_text(f"gen-{START:06d}\n")
+    return reference, base
+
+
+def _front_ids(run: Path) -> list[int] | str:
+    try:
+        return sorted(e.id for e in RunView.load(run).front())
+    except Exception as exc:  # noqa: BLE001 - counted as another front, with why
+        return f"unreadable: {exc}"
+
+
+def _resume(run: Path):
+    return CliRunner().invoke(main, ["resume", str(run), "--quiet"])
+
+
+def test_an_undamaged_copy_resumes_to_the_reference_without_training(fuzz_base, tmp_path):
+    reference, base = fuzz_base
+    copy = tmp_path / "copy"
+    shutil.copytree(base, copy)
+    before = len(journal.load(copy / "journal.jsonl").lines)
+    result = _resume(copy)
+    assert result.exit_code == 0, result.output
+    assert (copy / "front.csv").read_text() == (reference / "front.csv").read_text()
+    lines = journal.load(copy / "journal.jsonl").lines
+    assert not [e for e in lines[before:] if e["event"] in ("evaluated", "failed")]
+
+
+def test_random_bit_flips_and_truncations_never_change_the_front_in_silence(fuzz_base, tmp_path):
+    reference, base = fuzz_base
+    front_csv = (reference / "front.csv").read_text()
+    front_ids = _front_ids(reference)
+    data = (base / "journal.jsonl").read_bytes()
+    rng = np.random.default_rng(2026)
+    kinds = ["flip"] * 80 + ["truncate"] * 20
+    outcomes: dict[str, list[str]] = {}
+    for trial, kind in enumerate(kinds):
+        copy = tmp_path / f"t{trial}"
+        shutil.copytree(base, copy)
+        pos = int(rng.integers(len(data)))
+        damaged = bytearray(data)
+        if kind == "flip":
+            damaged[pos] ^= 1 << int(rng.integers(8))
+        else:
+            damaged = damaged[:pos]
+        (copy / "journal.jsonl").write_bytes(bytes(damaged))
+        line = data[:pos].count(b"\n") + 1
+        result = _resume(copy)
+        named = {int(n) for n in re.findall(r"journal\.jsonl line (\d+)", result.output)}
+        cut = kind == "truncate" and pos > 0 and data[pos - 1:pos] != b"\n"  # a line cut in two
+        found = bool(named & ({line - 1, line, line + 1} if kind == "flip" else {line}))
+        if "Traceback" in result.output or result.exception and result.exit_code not in (0, 2):
+            outcome = "crashed"
+        elif result.exit_code == 2:
+            outcome = "refused, naming the line" if named else "refused without naming the line"
+        elif result.exit_code != 0:
+            outcome = f"exit {result.exit_code}"
+        elif (copy / "front.csv").read_text() != front_csv or _front_ids(copy) != front_ids:
+            outcome = "another front, " + ("reported" if named else "in silence")
+        elif kind == "flip" or cut:
+            outcome = "reference front, damage named" if found else "reference front, damage not named"
+        else:
+            outcome = "reference front (cut at a line end)"
+        outcomes.setdefault(outcome, []).append(f"{trial}: {kind} at byte {pos} (line {line})")
+        shutil.rmtree(copy)
+    counts = {k: len(v) for k, v in outcomes.items()}
+    print("journal fuzz outcomes:", counts)
+    good = {"refused, naming the line", "reference front, damage named",
+            "reference front (cut at a line end)"}
+    bad = {k: v[:3] for k, v in outcomes.items() if k not in good}
+    assert not bad, (counts, bad)
+    assert sum(counts.values()) == 100
+
+
+def test_damaged_lines_are_moved_aside_and_named_by_the_inspection_commands(fuzz_base, tmp_path):
+    reference, base = fuzz_base
+    copy = tmp_path / "copy"
+    shutil.copytree(reference, copy)
+    lines = (copy / "journal.jsonl").read_bytes().split(b"\n")
+    lines[3] = lines[3].replace(b'"state":"complete"', b'"state":"coMplete"')
+    (copy / "journal.jsonl").write_bytes(b"\n".join(lines))
+    shown = CliRunner().invoke(main, ["front", str(copy)])
+    assert shown.exit_code == 0 and "journal.jsonl line 4 is damaged" in shown.output, shown.output
+    assert _front_ids(copy) == _front_ids(reference)  # what the line held comes from a checkpoint
+    resumed = _resume(copy)
+    assert resumed.exit_code == 0 and "line 4" in resumed.output, resumed.output
+    moved = [json.loads(x) for x in (copy / journal.DAMAGED).read_text().splitlines()]
+    assert [m["line"] for m in moved] == [4] and "coMplete" in moved[0]["text"]
+    assert not journal.load(copy / "journal.jsonl").damaged
+    again = _resume(copy)  # nothing left to report
+    assert again.exit_code == 0 and "is damaged" not in again.output, again.output
+
+
+def _rewrite(run: Path, edit) -> None:
+    """Apply ``edit(event) -> event | None`` to every journal line, checksums recomputed (what an
+    attacker with write access could do)."""
+    out = []
+    for event in journal.load(run / "journal.jsonl").lines:
+        changed = edit(event)
+        if changed is not None:
+            out.append(journal.encode(changed) + b"\n")
+    (run / "journal.jsonl").write_bytes(b"".join(out))
+
+
+def test_journal_paths_outside_the_run_are_never_read_or_deleted(fuzz_base, tmp_path):
+    reference, base = fuzz_base
+    copy = tmp_path / "run"
+    shutil.copytree(base, copy)
+    lines = journal.load(copy / "journal.jsonl").lines
+    last = max(e["generation"] for e in lines if e["event"] == "evaluated")
+    rung1 = next(e for e in lines if e["event"] == "evaluated" and e["generation"] == last
+                 and not e["rung_final"])
+    elsewhere = tmp_path / "elsewhere" / "x.safetensors"
+    elsewhere.parent.mkdir()
+    shutil.copy(copy / rung1["weights"].replace("-e1", "-e2"), elsewhere)  # a valid state file
+    import hashlib
+
+    digest = hashlib.sha256(elsewhere.read_bytes()).hexdigest()
+    for bad in ("../elsewhere/x.safetensors", str(elsewhere)):
+        run = tmp_path / f"run{len(bad)}"
+        shutil.copytree(copy, run)
+
+        def forge(event, bad=bad):
+            if event.get("id") == rung1["id"] and event["event"] == "evaluated":
+                if event["rung_epochs"] > 1:
+                    return None  # as if killed after rung 1: a resume goes on from its weights
+                return {**event, "weights": bad, "sha256": digest}
+            return event
+
+        _rewrite(run, forge)
+        shown = CliRunner().invoke(main, ["show", str(run), str(rung1["id"])])
+        assert "damaged" in shown.output and "Traceback" not in shown.output, shown.output
+        result = _resume(run)
+        assert result.exit_code == 0 and "damaged" in result.output, result.output
+        assert elsewhere.exists() and hashlib.sha256(elsewhere.read_bytes()).hexdigest() == digest
+        assert (run / "front.csv").read_text() == (reference / "front.csv").read_text()
+
+
+def test_lines_of_the_wrong_types_are_named_by_front_and_resume_not_crashed_on(fuzz_base, tmp_path):
+    reference, base = fuzz_base
+    copy = tmp_path / "copy"
+    shutil.copytree(base, copy)
+    good = next(e for e in journal.load(copy / "journal.jsonl").lines if e["event"] == "evaluated")
+    with open(copy / "journal.jsonl", "ab") as f:  # forged, with correct checksums
+        for bad in ({**good, "id": "five"}, {**good, "objectives": [1, 2]},
+                    {"event": "generation", "generation": "x", "population": 1, "front": None}):
+            f.write(journal.encode(bad) + b"\n")
+    total = len((copy / "journal.jsonl").read_bytes().splitlines())
+    for args in (["front", str(copy)], ["show", str(copy), str(good["id"])],
+                 ["resume", str(copy), "--quiet"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+        for number in (total - 2, total - 1, total):
+            assert f"journal.jsonl line {number} is damaged" in result.output, (args, result.output)
+        if args[0] == "resume":
+            assert (copy / "front.csv").read_text() == (reference / "front.csv").read_text()
