@@ -240,7 +240,9 @@ def _load_json(path: Path) -> Any:
     except FileNotFoundError:
         raise CheckpointError(f"{path.name} is missing") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise CheckpointError(f"{path.name} is not valid JSON ({exc})") from None
+        raise CheckpointError(f"{path.name} is not valid JSON ({str(exc)[:200]})") from None
+    except RecursionError:
+        raise CheckpointError(f"{path.name} is nested too deeply") from None
 
 
 def _json(data: Any) -> bytes:

@@ -258,13 +258,16 @@ def _entry(view, ident: int):
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True)
-@click.option("--plot", type=click.Path(dir_okay=False), help="Also draw the front to FILE.png.")
-def front(run_dir: str, fmt: str, plot: str | None) -> None:
+@click.option("--plot", type=click.Path(dir_okay=False),
+              help="Also draw the front to FILE (.png, .pdf, .svg; no suffix: .png).")
+@click.option("--force", is_flag=True, help="Replace the plot file if it exists.")
+def front(run_dir: str, fmt: str, plot: str | None, force: bool) -> None:
     """The Pareto front of a run (also of one still running), with test accuracy."""
     import csv as csv_module
     import io
 
     view = _view(run_dir)
+    picture = _picture(view, plot, force)
     members = view.front()
     keys = list(view.directions)
     rows = [{"id": e.id, "generation": e.generation, "operator": e.operator,
@@ -280,7 +283,8 @@ def front(run_dir: str, fmt: str, plot: str | None) -> None:
         writer.writerow(["id", "generation", "operator", *keys, "test_accuracy", *extra, "epochs",
                          "genome_hash"])
         for r in rows:
-            writer.writerow([r["id"], r["generation"], r["operator"], *r["objectives"].values(),
+            writer.writerow([r["id"], r["generation"], r["operator"],
+                             *(_plain(v) for v in r["objectives"].values()),
                              "" if r["test_accuracy"] is None else r["test_accuracy"],
                              *(r["params"] for _ in extra), r["epochs"], r["genome_hash"]])
         click.echo(out.getvalue(), nl=False)
@@ -300,10 +304,41 @@ def front(run_dir: str, fmt: str, plot: str | None) -> None:
                           "-" if test is None else f"{test:.4f}",
                           *(f"{r['params']:,}" for _ in extra), str(r["epochs"]))
         Console().print(table)
-    if plot:
+    if picture is not None:
         from .plots import plot_front
 
-        click.echo(f"plot: {plot_front(view, plot)}", err=fmt != "table")
+        click.echo(f"plot: {_drawn(lambda: plot_front(view, picture))}", err=fmt != "table")
+
+
+def _plain(value: float) -> float | int:
+    """A value for CSV: a whole number without a trailing .0 (a parameter count)."""
+    return int(value) if float(value).is_integer() else value
+
+
+def _picture(view, path: str | None, force: bool):
+    """The file a plot will go to, checked before anything is printed (exit 2 if refused)."""
+    if path is None:
+        return None
+    from .plots import target
+    from .rundir import OutputError, check_output
+
+    try:
+        picture = target(path)
+        check_output(view.path, picture, force=force)
+    except OutputError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    return picture
+
+
+def _drawn(draw):
+    from .rundir import OutputError
+
+    try:
+        return draw()
+    except OutputError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
 
 
 @main.command()
@@ -311,11 +346,14 @@ def front(run_dir: str, fmt: str, plot: str | None) -> None:
 @click.argument("ident", metavar="INDIVIDUAL_ID", type=int)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
-@click.option("--graph", type=click.Path(dir_okay=False), help="Also draw the genome to FILE.png.")
-def show(run_dir: str, ident: int, fmt: str, graph: str | None) -> None:
+@click.option("--graph", type=click.Path(dir_okay=False),
+              help="Also draw the genome to FILE (.png, .pdf, .svg; no suffix: .png).")
+@click.option("--force", is_flag=True, help="Replace the graph file if it exists.")
+def show(run_dir: str, ident: int, fmt: str, graph: str | None, force: bool) -> None:
     """One individual: its layers, objective values, learning curve and lineage."""
     view = _view(run_dir)
     entry = _entry(view, ident)
+    picture = _picture(view, graph, force)
     genome = entry.genome
     shapes, counts = genome.shapes(), genome.node_params()
     layers = [{"id": n, "op": genome.op(n), "params": genome.params(n), "inputs": genome.inputs(n),
@@ -334,11 +372,11 @@ def show(run_dir: str, ident: int, fmt: str, graph: str | None) -> None:
         click.echo(json.dumps(doc, indent=1))
     else:
         _show_text(doc)
-    if graph:
+    if picture is not None:
         from .plots import plot_genome
 
-        path = plot_genome(genome, graph, f"individual {ident}: {len(genome)} nodes, "
-                                          f"{entry.params:,} parameters")
+        path = _drawn(lambda: plot_genome(genome, picture, f"individual {ident}: {len(genome)} "
+                                                           f"nodes, {entry.params:,} parameters"))
         click.echo(f"graph: {path}", err=fmt == "json")
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+import objectives
 import operators
 from objectives import Context, EvalState, EvaluationRecord
 from operators import NotApplicable
@@ -93,28 +94,34 @@ def resume(run_dir: str | Path, *, generations: int | None = None,
     progress = progress or Progress(quiet=True)
     if not (path / "config.yaml").is_file():
         raise RunDirError(f"{str(path)!r} holds no run (it has no config.yaml)")
+    RunDir(path).check_links()  # never write through a link leading out of the run
     with RunLock(path):
         config = load(path / "config.yaml")
-        record = journal.load(path / "journal.jsonl")
+        try:
+            record = journal.load(path / "journal.jsonl")
+        except OSError as exc:
+            raise RunDirError(f"cannot read {path / 'journal.jsonl'}: {exc.strerror or exc}") from None
+        record.require(_objective_keys(config))
         lines = record.lines
+        start, notes = checkpoint.latest(path)
+        ran = start.state.get("config") if start is not None else next(
+            (line["config"] for line in lines if line.get("event") == "started"), None)
+        if ran is None:
+            damaged = "; ".join(record.notes())
+            raise RunDirError(f"{str(path)!r} cannot be resumed: neither a checkpoint nor the "
+                              f"journal's started line survives, so nothing shows the config the "
+                              f"run started with (config.yaml may have been edited since); start "
+                              f"a new run instead" + (f" ({damaged})" if damaged else ""))
         for note in record.notes():
             progress.warn(f"{note}; moved to {journal.DAMAGED}, and what it held is taken from "
                           f"a checkpoint or evaluated again")
         if record.legacy:
             progress.warn("journal.jsonl was written by an older evonas without line checksums; "
                           "its lines are read unverified and checksummed from now on")
-        start, notes = checkpoint.latest(path)
         for note in notes:
             progress.warn(note)
         if start is not None and notes:
             progress.log(f"falling back to checkpoint {start.path.name}")
-        ran = start.state.get("config") if start is not None else next(
-            (line["config"] for line in lines if line.get("event") == "started"), None)
-        if ran is None:
-            raise RunDirError(f"{str(path)!r} cannot be resumed: neither a checkpoint nor the "
-                              f"journal's started line survives, so nothing shows the config the "
-                              f"run started with (config.yaml may have been edited since); start "
-                              f"a new run instead")
         if changed := diff(ran, config.to_dict(), RESUMABLE):
             raise ConfigError([(key, f"differs from the config the run was started with "
                                      f"({before!r} then, {after!r} now); a resumed run keeps its "
@@ -144,6 +151,11 @@ def resume(run_dir: str | Path, *, generations: int | None = None,
                      + f", {generations} generations")
         return _Loop(resolved, rundir, progress, generations=generations, start=start,
                      replay=journal.Replay.of(lines)).run()
+
+
+def _objective_keys(config: RunConfig) -> list[str]:
+    """The keys the config's objectives are recorded under (checked names: parse did that)."""
+    return [objectives.get(item.name, **item.options()).key for item in config.objectives]
 
 
 # Keys a resumed run may change: how long it goes on, how many checkpoints it keeps, where it runs
@@ -404,10 +416,12 @@ class _Loop:
             path = inside(self.rundir.path, line["weights"])
             try:  # the state this individual goes on from (or is a parent with)
                 if path is None:
-                    raise StateFileError(f"{line['weights']!r} leads outside the run")
+                    raise StateFileError(f"{line['weights']} leads outside the run")
                 ind.state = load_state(path, line.get("sha256"))[0]
-            except StateFileError:
-                return None  # its weights are lost: train it again (deterministically)
+            except StateFileError as exc:  # lost or damaged: train it again (deterministically)
+                self.progress.warn(f"the journaled training state of individual {ind.id} after "
+                                   f"{epochs} epochs cannot be used ({exc}); training it again")
+                return None
             ind.state_file, ind.state_sha256 = path, line.get("sha256")
         ind.seconds = float(line.get("seconds", ind.seconds))
         return EvaluationRecord.from_dict(line)

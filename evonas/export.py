@@ -22,6 +22,7 @@ import torch
 from genomes import Genome, GenomeError
 from objectives.tasks import Preprocessing
 
+from .rundir import OutputError, check_output
 from .runview import Entry, RunView
 from .states import StateFileError, load_state, load_weights, save_weights
 
@@ -140,23 +141,10 @@ def export(view: RunView, ident: int, target: str | Path, *, force: bool = False
 
 
 def _check_target(view: RunView, path: Path, force: bool) -> None:
-    run = view.path.resolve()
-    where = path.resolve()
-    if where == run or run in where.parents:
-        raise ExportError(f"refusing to write {path} inside the run directory {view.path}: it "
-                          f"would change the run; export somewhere else")
-    if where.exists() or path.is_symlink():
-        if where.is_dir():
-            raise ExportError(f"{path} is a folder; name a file")
-        if not force:
-            raise ExportError(f"{path} already exists; pass --force to replace it")
-    for parent in where.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ExportError(f"cannot write {path}: {parent} is a file, not a folder")
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise ExportError(f"cannot write {path}: {parent} is not writable")
-            break
+    try:
+        check_output(view.path, path, force=force)
+    except OutputError as exc:
+        raise ExportError(str(exc)) from None
 
 
 def _why(exc: OSError) -> str:
@@ -246,8 +234,9 @@ def _input_doc(pre: Preprocessing, genome: Genome) -> dict:
 
 
 def load_network(path: str | Path) -> torch.nn.Module:
-    """An exported ``.safetensors`` network, rebuilt from the file (and the ``.json`` document
-    beside it, when there) as a module that takes raw inputs; nothing in either is executed."""
+    """An exported ``.safetensors`` network, rebuilt from the file alone (its header holds the
+    genome and the preprocessing; the ``.json`` beside it says the same for people and other
+    tools) as a module that takes raw inputs. Nothing in the file is executed."""
     path = Path(path)
     try:
         weights = load_weights(path)
@@ -259,10 +248,13 @@ def load_network(path: str | Path) -> torch.nn.Module:
             raise ExportError(f"{path} is not an evonas export (format {meta.get('format')!r})")
         genome = Genome.from_json(meta["genome"])
         pre = Preprocessing.from_dict(json.loads(meta["preprocessing"]))
-    except (StateFileError, GenomeError, KeyError, ValueError, OSError) as exc:
-        raise ExportError(f"{path} cannot be read as an evonas export: {exc}") from None
-    net = genome.build(seed=1)  # a different seed: every value must come from the file
-    net.load_state_dict(weights)
+        if len(pre.mean) != genome.input_shape[0]:
+            raise ValueError(f"its preprocessing has {len(pre.mean)} channels, its network "
+                             f"takes {genome.input_shape[0]}")
+        net = genome.build(seed=1)  # a different seed: every value must come from the file
+        net.load_state_dict(weights)
+    except (StateFileError, GenomeError, KeyError, ValueError, RuntimeError, OSError) as exc:
+        raise ExportError(f"{path} cannot be read as an evonas export: {str(exc)[:300]}") from None
     return deployable(net.eval(), pre)
 
 

@@ -19,9 +19,9 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = ["Damage", "Journal", "Replay", "WEIGHTS_PATH", "append", "encode", "load", "quarantine",
            "read", "repair"]
@@ -64,8 +64,14 @@ def append(path: Path, event: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------- what a line must hold
+# Strict types, exactly as the engine writes them (a bool is not an int, "5" is not 5); numbers
+# that training left non-finite are written as the strings "nan", "inf", "-inf".
+Number = Union[float, Literal["nan", "inf", "-inf"]]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
 class _Line(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
 
 class _Evaluation(_Line):
@@ -74,14 +80,14 @@ class _Evaluation(_Line):
     generation: int = Field(ge=0)
     genome_hash: str
     state: Literal["pending", "complete", "pruned", "failed"]
-    objectives: dict[str, float]
-    reported: dict[str, float] = {}
+    objectives: dict[str, Number]
+    reported: dict[str, Number] = {}
     epochs: int = Field(0, ge=0)
-    parents: list[int] = []
+    parents: list[Annotated[int, Field(ge=0)]] = []
     operator: str = ""
     detail: str = ""
-    seconds: float = Field(0.0, ge=0)
-    curve: list[list[float]] = []
+    seconds: Finite = Field(0.0, ge=0)
+    curve: list[Annotated[list[Number], Field(min_length=4, max_length=4)]] = []
     genome: dict[str, Any]
     rung_epochs: int = Field(0, ge=0)
     rung_final: bool = True
@@ -96,12 +102,22 @@ class _Evaluation(_Line):
             raise ValueError(f"names a file outside the run's weights/ folder: {value[:100]!r}")
         return value
 
-    @field_validator("curve")
+    @field_validator("curve", mode="before")
     @classmethod
-    def _points(cls, value: list[list[float]]) -> list[list[float]]:
-        if any(len(point) != 4 for point in value):
-            raise ValueError("each point is [epoch, train loss, validation accuracy, seconds]")
+    def _epochs(cls, value: Any) -> Any:
+        if isinstance(value, list) and not all(
+                isinstance(p, list) and p and type(p[0]) is int for p in value):
+            raise ValueError("each point is [epoch (an int), train loss, val accuracy, seconds]")
         return value
+
+    @model_validator(mode="after")
+    def _usable(self) -> _Evaluation:
+        if self.event == "evaluated" and not all(isinstance(v, float) for v in
+                                                 self.objectives.values()):
+            raise ValueError("an evaluated line needs finite objective values")
+        if (self.event == "failed") != (self.state == "failed"):
+            raise ValueError(f"event {self.event!r} with state {self.state!r}")
+        return self
 
 
 class _Pruned(_Line):
@@ -160,6 +176,22 @@ class Journal:
         """The number the torn tail would have had, if there is one."""
         return len(self.numbers) + len(self.damaged) + 1 if self.torn else None
 
+    def require(self, keys: list[str]) -> None:
+        """Count as damaged every evaluated line that lacks one of the run's objectives ``keys``
+        (only a config knows them), so no reader ranks a line it cannot compare."""
+        kept_lines, kept_numbers = [], []
+        for number, line in zip(self.numbers, self.lines):
+            missing = [k for k in keys if k not in line.get("objectives", {})] \
+                if line.get("event") == "evaluated" else []
+            if missing:
+                self.damaged.append(Damage(number, f"objectives: no value for {missing[0]!r}",
+                                           encode(line)))
+            else:
+                kept_lines.append(line)
+                kept_numbers.append(number)
+        self.lines, self.numbers = kept_lines, kept_numbers
+        self.damaged.sort(key=lambda d: d.line)
+
     def notes(self) -> list[str]:
         """One message per damaged line, and one for a torn tail."""
         out = [str(d) for d in self.damaged]
@@ -208,9 +240,11 @@ def _check(raw: bytes, *, verify: bool) -> tuple[dict[str, Any] | None, str]:
         if _digest(body) != match.group(1).decode():
             return None, "checksum mismatch"
     try:
-        event = json.loads(raw)
+        event = json.loads(raw, parse_constant=_no_constants)
     except (ValueError, UnicodeDecodeError):
-        return None, "not valid JSON"
+        return None, "not valid JSON (or NaN/Infinity, which evonas never writes)"
+    except RecursionError:
+        return None, "nested too deeply"
     if not isinstance(event, dict) or not isinstance(event.get("event"), str):
         return None, "not a journal event"
     event.pop(SUM_KEY, None)
@@ -222,6 +256,10 @@ def _check(raw: bytes, *, verify: bool) -> tuple[dict[str, Any] | None, str]:
         where = ".".join(str(p) for p in first["loc"]) or "line"
         return None, f"{where}: {first['msg'][:120]}"
     return event, ""
+
+
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
 
 
 def repair(path: Path) -> int:

@@ -5,6 +5,7 @@ matplotlib with the Agg back-end: files only, no display needed.
 
 from __future__ import annotations
 
+import os
 from itertools import combinations
 from pathlib import Path
 
@@ -12,9 +13,10 @@ import networkx as nx
 
 from genomes import Genome
 
+from .rundir import OutputError
 from .runview import RunView
 
-__all__ = ["plot_front", "plot_genome"]
+__all__ = ["plot_front", "plot_genome", "target"]
 
 
 def _pyplot():
@@ -102,9 +104,31 @@ def _arrow(direction: str) -> str:
     return "lower is better" if direction == "min" else "higher is better"
 
 
+def target(path: str | Path) -> Path:
+    """The file a picture goes to: ``.png`` added where the name has no suffix; ``OutputError``
+    for a format matplotlib cannot write."""
+    path = Path(path)
+    if not path.suffix:
+        return path.with_suffix(".png")
+    formats = _pyplot().figure().canvas.get_supported_filetypes()
+    _pyplot().close("all")
+    if path.suffix.lower().lstrip(".") not in formats:
+        raise OutputError(f"cannot draw to {path.name!r}: the name must end in one of "
+                          f"{', '.join('.' + f for f in sorted(formats))}")
+    return path
+
+
 def _save(fig, path: str | Path, plt) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
+        if tmp.exists():
+            tmp.unlink()
     return path

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -21,19 +22,23 @@ import yaml
 from . import journal
 from .states import write_atomic
 
-__all__ = ["RunDir", "RunDirError", "foreign", "inside", "leftovers"]
+__all__ = ["OutputError", "RunDir", "RunDirError", "check_output", "foreign", "inside", "leftovers"]
 
 # what evonas writes in a run directory, as paths relative to it
 _TOP = {"config.yaml", "journal.jsonl", journal.DAMAGED, "front.csv", "operators.json", "LATEST",
         "lock"}
-_TMP = r"\.[^/]+\.[0-9]+\.tmp"  # write_atomic's temporary names: .<name>.<pid>.tmp
+_NAMES = r"(?:config\.yaml|journal\.jsonl|front\.csv|operators\.json|LATEST)"
+_STATE = r"[0-9]+-e[0-9]+\.safetensors"
+_TMP_TOP = rf"\.{_NAMES}\.[0-9]+\.tmp"  # write_atomic's temporary names: .<name>.<pid>.tmp
+_TMP_WEIGHTS = rf"\.{_STATE}\.[0-9]+\.tmp"
+_CHECKPOINT = r"(?:gen-[0-9]{6}|\.gen-[0-9]{6}\.[0-9]+\.tmp)"  # a checkpoint, or one being written
 _OURS = re.compile(
-    rf"^(?:{_TMP}"
-    rf"|weights|weights/[0-9]+-e[0-9]+\.safetensors|weights/{_TMP}"
-    rf"|checkpoints|checkpoints/gen-[0-9]{{6}}"
-    rf"|checkpoints/gen-[0-9]{{6}}/(?:manifest|population|state)\.json"
-    rf"|checkpoints/gen-[0-9]{{6}}/weights|checkpoints/gen-[0-9]{{6}}/weights/[0-9]+\.safetensors"
-    rf"|checkpoints/\.gen-[0-9]{{6}}\.[0-9]+\.tmp(?:/.*)?)$")
+    rf"^(?:{_TMP_TOP}"
+    rf"|weights|weights/{_STATE}|weights/{_TMP_WEIGHTS}"
+    rf"|checkpoints|checkpoints/{_CHECKPOINT}"
+    rf"|checkpoints/{_CHECKPOINT}/(?:manifest|population|state)\.json"
+    rf"|checkpoints/{_CHECKPOINT}/(?:weights|weights/[0-9]+\.safetensors"
+    rf"|weights/\.[0-9]+\.safetensors\.[0-9]+\.tmp))$")
 
 
 class RunDirError(Exception):
@@ -70,14 +75,38 @@ def inside(run: Path, rel: str) -> Path | None:
     return target if root in target.parents else None
 
 
+class OutputError(Exception):
+    """A file the user asked for (an export, a plot) may not or cannot be written there."""
+
+
+def check_output(run: Path, path: Path, *, force: bool = False) -> None:
+    """Refuse to write ``path`` inside the run directory (through links too), over an existing
+    file without ``force``, over a folder, or where it cannot be written, saying why."""
+    root, where = Path(run).resolve(), Path(path).resolve()
+    if where == root or root in where.parents:
+        raise OutputError(f"refusing to write {path} inside the run directory {run}: it would "
+                          f"change the run; write it somewhere else")
+    if where.is_dir():
+        raise OutputError(f"{path} is a folder; name a file")
+    if (where.exists() or Path(path).is_symlink()) and not force:
+        raise OutputError(f"{path} already exists; pass --force to replace it")
+    for parent in where.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"cannot write {path}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise OutputError(f"cannot write {path}: {parent} is not writable")
+            break
+
+
 def leftovers(path: Path) -> list[Path]:
     """Temporary files of writes that were interrupted (a killed driver), in the run directory
     and its ``weights/``; checkpoints clear their own."""
-    pattern = re.compile(rf"^{_TMP}$")
     out = []
-    for folder in (path, path / "weights"):
-        if folder.is_dir():
-            out += [p for p in folder.iterdir() if pattern.match(p.name) and p.is_file()]
+    for folder, pattern in ((path, _TMP_TOP), (path / "weights", _TMP_WEIGHTS)):
+        if folder.is_dir() and not folder.is_symlink():
+            out += [p for p in folder.iterdir() if re.fullmatch(pattern, p.name) and p.is_file()
+                    and not p.is_symlink()]
     return out
 
 
@@ -93,13 +122,25 @@ class RunDir:
     def weights(self) -> Path:
         return self.path / "weights"
 
-    def check_new(self, *, force: bool = False) -> None:
-        """Refuse a folder that is not free for a new run: one holding files evonas did not
-        write (even with ``force``), a run (without ``force``), or a run that lost its journal
-        but can still be resumed."""
+    def check_links(self) -> None:
+        """Refuse a run whose own folders or files are symbolic links (evonas never makes one):
+        writing through them would write outside the run directory."""
+        for name in ("weights", "checkpoints", *sorted(_TOP)):
+            if (self.path / name).is_symlink():
+                raise RunDirError(f"{self.path / name} is a symbolic link; evonas never makes one "
+                                  f"and will not write through it (it may lead outside the run)")
+
+    def check_new(self, *, force: bool = False, own_lock: bool = False) -> None:
+        """Refuse a folder that is not free for a new run: without ``force`` anything but an
+        empty folder; even with ``force``, one holding files evonas did not write, or a run
+        that lost its journal but can still be resumed. ``own_lock``: the ``lock`` file is this
+        process's (taken just before)."""
         if self.path.exists() and not self.path.is_dir():
-            raise RunDirError(f"{str(self.path)!r} is a file, not a folder; choose another --run-dir")
+            raise RunDirError(f"{str(self.path)!r} is not a folder; choose another --run-dir")
         if not self.path.is_dir():
+            return
+        entries = [p.name for p in self.path.iterdir() if not (own_lock and p.name == "lock")]
+        if not entries:
             return
         strangers = foreign(self.path)
         if strangers:
@@ -114,14 +155,15 @@ class RunDir:
             raise RunDirError(f"{str(self.path)!r} holds a run whose journal is missing, but its "
                               f"checkpoints can still be resumed: evonas resume {self.path}"
                               + ("" if not force else "; or delete the folder yourself to start over"))
-        if not force and any((self.path / name).exists() for name in
-                             ("journal.jsonl", "config.yaml", "weights", "checkpoints")):
-            raise RunDirError(f"{str(self.path)!r} already holds a run; choose another --run-dir, "
-                              f"continue it with evonas resume, or pass --force to replace it")
+        if not force:
+            raise RunDirError(f"{str(self.path)!r} already holds a run (or part of one); choose "
+                              f"another --run-dir, continue it with evonas resume, or pass "
+                              f"--force to replace it")
 
     def create(self, config: dict[str, Any], *, force: bool = False) -> RunDir:
-        """Start a new run here: ``check_new``, then clear what an earlier run wrote."""
-        self.check_new(force=force)
+        """Start a new run here (its lock already taken): ``check_new``, then clear what an
+        earlier run wrote."""
+        self.check_new(force=force, own_lock=True)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             for name in ("journal.jsonl", journal.DAMAGED, "front.csv", "operators.json", "LATEST"):

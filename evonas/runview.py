@@ -76,15 +76,15 @@ class RunView:
         path = Path(path)
         if not (path / "config.yaml").is_file():
             raise RunDirError(f"{str(path)!r} is not a run directory (it has no config.yaml)")
-        record = journal.load(path / "journal.jsonl")
-        notes = [str(d) + "; skipped" for d in record.damaged]
-        lines = record.lines
         try:
-            saved, damaged = checkpoint.latest(path, parse_weights=False)
+            record = journal.load(path / "journal.jsonl")
+        except OSError as exc:  # no permission, a folder of that name
+            raise RunDirError(f"cannot read {path / 'journal.jsonl'}: {exc.strerror or exc}") from None
+        try:
+            saved, notes = checkpoint.latest(path, parse_weights=False)
         except OSError as exc:  # a checkpoint pruned while we read it, say
-            saved, damaged = None, [f"checkpoints cannot be read: {exc}"]
-        notes += damaged
-        started = next((line for line in lines if line.get("event") == "started"), None)
+            saved, notes = None, [f"checkpoints cannot be read: {exc}"]
+        started = next((line for line in record.lines if line.get("event") == "started"), None)
         sources = [("the journal's started line", started and started["config"]),
                    (f"checkpoint {saved.path.name}" if saved else "a checkpoint",
                     saved and saved.state.get("config")),
@@ -108,6 +108,12 @@ class RunView:
             except ValueError as exc:
                 raise RunDirError(f"{path / 'config.yaml'}: objectives[{i}]: {exc}") from None
             directions[obj.key] = obj.direction
+        record.require(list(directions))
+        notes = [str(d) + "; skipped" for d in record.damaged] + notes
+        if record.legacy:
+            notes.append("journal.jsonl was written by an older evonas without line checksums; "
+                         "its lines are read unverified")
+        lines = record.lines
         entries: dict[int, Entry] = {}
         pruned: set[int] = set()
         generations: dict[int, dict[str, Any]] = {}
@@ -116,11 +122,14 @@ class RunView:
             for summary in saved.state.get("history", []):
                 if isinstance(summary, dict) and isinstance(summary.get("generation"), int):
                     generations[summary["generation"]] = summary
+        reached: dict[int, int] = {}  # id -> the highest rung read (lines may repeat or move)
         for number, line in zip(record.numbers, lines):
             event = line.get("event")
             try:
                 if event in ("evaluated", "failed"):
-                    entries[int(line["id"])] = _entry(line, path)
+                    ident, rung = int(line["id"]), int(line.get("rung_epochs", 0))
+                    if rung >= reached.get(ident, -1):
+                        entries[ident], reached[ident] = _entry(line, path), rung
                 elif event == "pruned":
                     pruned.add(int(line["id"]))
                 elif event == "generation":
@@ -208,7 +217,8 @@ def _entry(line: dict[str, Any], run: Path) -> Entry:
         genome=Genome.from_dict(line["genome"]), genome_hash=line["genome_hash"], status=status,
         objectives={k: float(v) for k, v in line.get("objectives", {}).items()},
         reported={k: float(v) for k, v in line.get("reported", {}).items()},
-        epochs=int(line.get("epochs", 0)), curve=line.get("curve", []),
+        epochs=int(line.get("epochs", 0)),
+        curve=[[int(e), float(loss), float(acc), float(sec)] for e, loss, acc, sec in line.get("curve", [])],
         seconds=float(line.get("seconds", 0.0)), reason=line.get("reason"), weights=weights,
         sha256=line.get("sha256"),
     )

@@ -52,6 +52,10 @@ def test_lines_carry_a_checksum_that_catches_any_change(tmp_path):
     (lambda e: {**e, "weights": "../../elsewhere/x.safetensors"}, "weights"),
     (lambda e: {**e, "weights": "/etc/passwd"}, "weights"),
     (lambda e: {**e, "curve": [[1, 2]]}, "curve"),
+    (lambda e: {**e, "curve": [["inf", 0.1, 0.5, 1.0]]}, "curve"),
+    (lambda e: {**e, "rung_final": "false"}, "rung_final"),  # truthy if read loosely
+    (lambda e: {**e, "id": 5.0}, "id"),
+    (lambda e: {**e, "objectives": {"val_error": "nan"}}, "finite"),
 ])
 def test_a_line_with_a_valid_checksum_but_wrong_types_is_damaged(tmp_path, change, why):
     good = {"event": "evaluated", "id": 5, "generation": 0, "genome_hash": "h", "state": "complete",
@@ -242,3 +246,74 @@ def test_lines_of_the_wrong_types_are_named_by_front_and_resume_not_crashed_on(f
             assert f"journal.jsonl line {number} is damaged" in result.output, (args, result.output)
         if args[0] == "resume":
             assert (copy / "front.csv").read_text() == (reference / "front.csv").read_text()
+
+
+def _forge_raw(run: Path, number: int, old: bytes, new: bytes) -> None:
+    """Replace bytes in journal line ``number`` and sign it again."""
+    lines = (run / "journal.jsonl").read_bytes().split(b"\n")
+    body = lines[number - 1][:lines[number - 1].rindex(b',"sum":')] + b"}"
+    body = body.replace(old, new, 1)
+    lines[number - 1] = body[:-1] + b',"sum":"' + journal._digest(body).encode() + b'"}'
+    (run / "journal.jsonl").write_bytes(b"\n".join(lines))
+
+
+def _last_evaluated(run: Path) -> tuple[int, dict]:
+    read = journal.load(run / "journal.jsonl")
+    return max((n, e) for n, e in zip(read.numbers, read.lines) if e["event"] == "evaluated"
+               and e["rung_final"])
+
+
+@pytest.mark.parametrize("damage", ["nan", "missing objective", "deep", "duplicate"])
+def test_forged_lines_never_change_the_front_or_crash_a_reader(fuzz_base, tmp_path, damage):
+    reference, base = fuzz_base
+    copy = tmp_path / "copy"
+    shutil.copytree(base, copy)
+    number, line = _last_evaluated(copy)
+    if damage == "nan":  # JSON's NaN token: evonas never writes one
+        _forge_raw(copy, number, b'"val_error":', b'"val_error":NaN,"was":')
+    elif damage == "missing objective":
+        _rewrite(copy, lambda e: {**e, "objectives": {}} if e == line else e)
+    elif damage == "deep":
+        with open(copy / "journal.jsonl", "ab") as f:
+            f.write(journal.encode({"event": "note", "x": 1}).replace(b"1", b"[" * 50_000 +
+                                                                       b"]" * 50_000) + b"\n")
+    else:  # a line repeated at the end: readers must not take the older rung it repeats
+        lines = (copy / "journal.jsonl").read_bytes().splitlines(keepends=True)
+        first = next(i for i, raw in enumerate(lines) if f'"id":{line["id"]},'.encode() in raw)
+        (copy / "journal.jsonl").write_bytes(b"".join(lines) + lines[first])
+    for args in (["front", str(copy), "--format", "csv"], ["show", str(copy), str(line["id"])],
+                 ["resume", str(copy), "--quiet"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0 and "Traceback" not in result.output, (args, result.output)
+        if damage != "duplicate":
+            assert "is damaged" in result.output, (args, result.output)
+    assert (copy / "front.csv").read_text() == (reference / "front.csv").read_text()
+    assert _front_ids(copy) == _front_ids(reference)
+
+
+def test_resume_says_when_a_journaled_training_state_cannot_be_used(fuzz_base, tmp_path):
+    reference, base = fuzz_base
+    copy = tmp_path / "copy"
+    shutil.copytree(base, copy)
+    _, line = _last_evaluated(copy)
+    state = copy / line["weights"]
+    outside = tmp_path / "outside.safetensors"
+    state.rename(outside)
+    state.symlink_to(outside)  # the same bytes, but through a link leading out of the run
+    result = _resume(copy)
+    assert result.exit_code == 0, result.output
+    assert f"training state of individual {line['id']}" in result.output, result.output
+    assert (copy / "front.csv").read_text() == (reference / "front.csv").read_text()
+
+
+def test_a_linked_weights_folder_is_never_written_through(fuzz_base, tmp_path):
+    _, base = fuzz_base
+    copy = tmp_path / "copy"
+    shutil.copytree(base, copy)
+    victim = tmp_path / "victim"
+    (copy / "weights").rename(victim)
+    (copy / "weights").symlink_to(victim)
+    before = {p.name: p.read_bytes() for p in victim.iterdir()}
+    result = _resume(copy)
+    assert result.exit_code == 2 and "symbolic link" in result.output, result.output
+    assert {p.name: p.read_bytes() for p in victim.iterdir()} == before

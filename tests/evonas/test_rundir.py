@@ -224,3 +224,86 @@ def test_resume_refuses_when_nothing_shows_the_config_the_run_started_with(finis
     result = invoke("resume", copy, "--quiet")
     assert result.exit_code == 2 and "started" in result.output, result.output
     assert (copy / "journal.jsonl").read_bytes() == before  # no second run mixed into it
+
+
+def test_files_that_only_look_like_evonas_files_are_never_replaced_without_force(finished, tmp_path):
+    root, _ = finished
+    for name, content in (("front.csv", b"my front"), ("operators.json", b"{}"), ("lock", b"mine"),
+                          (".front.csv.123.tmp", b"mine")):
+        folder = tmp_path / name.strip(".")
+        folder.mkdir()
+        (folder / name).write_bytes(content)
+        result = invoke("run", root / "tiny.yaml", "--run-dir", folder, "--quiet")
+        assert result.exit_code == 2 and "--force" in result.output, (name, result.output)
+        assert _tree(folder) == {name: content}
+    inside_tmp = tmp_path / "tmpfolder"
+    (inside_tmp / "checkpoints" / ".gen-000009.77.tmp" / "mystuff").mkdir(parents=True)
+    (inside_tmp / "checkpoints" / ".gen-000009.77.tmp" / "mystuff" / "thesis.tex").write_text("!")
+    result = invoke("run", root / "tiny.yaml", "--run-dir", inside_tmp, "--quiet", "--force")
+    assert result.exit_code == 2 and "mystuff" in result.output, result.output
+    assert (inside_tmp / "checkpoints" / ".gen-000009.77.tmp" / "mystuff" / "thesis.tex").exists()
+
+
+def test_an_unreadable_journal_is_an_error_not_a_traceback(finished, tmp_path):
+    _, run = finished
+    copy = _copy(run, tmp_path)
+    (copy / "journal.jsonl").unlink()
+    (copy / "journal.jsonl").mkdir()
+    for args in (["front", copy], ["show", copy, 0], ["resume", copy, "--quiet"]):
+        result = invoke(*args)
+        assert result.exit_code == 2 and "journal.jsonl" in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_plots_get_the_same_guards_as_exports(finished, tmp_path):
+    _, run = finished
+    before = (run / "front.csv").read_bytes()
+    refused = {
+        str(run / "front.csv"): "cannot draw to 'front.csv'",
+        str(run / "front.png"): "inside the run directory",
+        str(run / "weights" / "0-e2.png"): "inside the run directory",
+        str(tmp_path / "front.xyz"): "must end in one of",
+    }
+    (tmp_path / "thesis.pdf").write_text("thesis")
+    refused[str(tmp_path / "thesis.pdf")] = "--force"
+    (tmp_path / "afile").write_text("x")
+    refused[str(tmp_path / "afile" / "x.png")] = "is a file"
+    for target, words in refused.items():
+        for args in (["front", run, "--plot", target], ["show", run, 0, "--graph", target]):
+            result = invoke(*args)
+            assert result.exit_code == 2 and words in result.output, (args, result.output)
+            assert "Traceback" not in result.output
+    assert (run / "front.csv").read_bytes() == before
+    assert (tmp_path / "thesis.pdf").read_text() == "thesis"
+    assert not (run / "weights" / "0-e2.png").exists() and not (run / "front.png").exists()
+    drawn = invoke("front", run, "--plot", tmp_path / "frontX")
+    assert drawn.exit_code == 0 and f"plot: {tmp_path / 'frontX.png'}" in drawn.output
+    assert (tmp_path / "frontX.png").exists()
+    forced = invoke("front", run, "--plot", tmp_path / "thesis.pdf", "--force")
+    assert forced.exit_code == 0 and (tmp_path / "thesis.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_load_network_refuses_what_does_not_fit_with_an_export_error(finished, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from evonas.export import ExportError, load_network
+
+    _, run = finished
+    best = RunView.load(run).front()[0]
+    target = tmp_path / "net.safetensors"
+    assert invoke("export", run, best.id, "--to", target).exit_code == 0
+    from safetensors import safe_open
+
+    with safe_open(str(target), framework="pt") as f:
+        meta = f.metadata()
+    tensors = load_file(target)
+    first = next(iter(tensors))
+    broken = tmp_path / "broken.safetensors"
+    save_file({**tensors, first: torch.zeros(3, 3)}, broken, metadata=meta)  # a wrong shape
+    two = tmp_path / "two.safetensors"
+    pre = json.loads(meta["preprocessing"])
+    save_file(tensors, two, metadata={**meta, "preprocessing": json.dumps(
+        {**pre, "mean": pre["mean"] * 2, "std": pre["std"] * 2})})  # two channels for one
+    for path in (broken, two, tmp_path / "missing.safetensors"):
+        with pytest.raises(ExportError):
+            load_network(path)
