@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = ["Damage", "Journal", "Replay", "WEIGHTS_PATH", "append", "encode", "load", "quarantine",
-           "read", "repair"]
+           "read"]
 
 SUM_KEY = "sum"
 _SUM = re.compile(rb',"sum":"([0-9a-f]{16})"}$')
@@ -260,21 +260,6 @@ def _check(raw: bytes, *, verify: bool) -> tuple[dict[str, Any] | None, str]:
 
 def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
-
-
-def repair(path: Path) -> int:
-    """Cut a torn last line off the journal; returns the number of bytes removed."""
-    if not Path(path).exists():
-        return 0
-    size = Path(path).stat().st_size
-    data = Path(path).read_bytes()
-    good = data.rfind(b"\n") + 1
-    if size > good:
-        with open(path, "r+b") as f:
-            f.truncate(good)
-            f.flush()
-            os.fsync(f.fileno())
-    return size - good
 
 
 def quarantine(path: Path, journal: Journal) -> None:
