@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the job function
 
 
 def local(timeout: float) -> dict[str, float]:
-    from evonas.dispatch import LocalPool, Slot
+    from evonas.evaluation.dispatch import LocalPool, Slot
     from tests.evonas import faults
 
     out = {}
@@ -59,7 +59,7 @@ def dask(timeout: float) -> dict[str, float]:
     import dask as dask_
     import distributed
 
-    from evonas.dispatch import DaskPool
+    from evonas.evaluation.dispatch import DaskPool
     from tests.evonas import faults
 
     out = {}

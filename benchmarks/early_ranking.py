@@ -20,7 +20,7 @@ import torch
 from scipy.stats import kendalltau
 
 import objectives as O
-from evonas.early_ranking import SuccessiveHalving
+from evonas.evaluation.halving import SuccessiveHalving
 from genomes import spaces
 
 

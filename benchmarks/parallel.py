@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
-from evonas.dispatch import LocalPool, Slot
-from evonas.jobs import evaluate_job, make_job
+from evonas.evaluation.dispatch import LocalPool, Slot
+from evonas.evaluation.jobs import evaluate_job, make_job
 from genomes import spaces
 from objectives import TrainConfig, tasks
 

@@ -8,7 +8,7 @@ import time
 
 import click
 
-from . import __version__
+from evonas import __version__
 
 __all__ = ["main"]
 
@@ -166,11 +166,11 @@ def resume_command(run_dir: str, generations: int | None, quiet: bool) -> None:
 
 def _drive(start, source: str = "the config"):
     """Run ``start()``, turning user mistakes into exit 2 and run failures into exit 1."""
-    from .checkpoint import CheckpointError
+    from evonas.store.checkpoint import CheckpointError
     from .config import ConfigError
-    from .lock import RunLockedError
-    from .rundir import RunDirError
-    from .states import StateFileError
+    from evonas.store.lock import RunLockedError
+    from evonas.store.rundir import RunDirError
+    from evonas.store.states import StateFileError
 
     try:
         return start()
@@ -233,7 +233,7 @@ def _number(value: float) -> str:
 
 def _view(run_dir: str):
     """The run's read-only view; a path that is not a run exits 2."""
-    from .rundir import RunDirError
+    from evonas.store.rundir import RunDirError
     from .runview import RunView
 
     try:
@@ -320,7 +320,7 @@ def _picture(view, path: str | None, force: bool):
     if path is None:
         return None
     from .plots import target
-    from .rundir import OutputError, check_output
+    from evonas.store.rundir import OutputError, check_output
 
     try:
         picture = target(path)
@@ -332,7 +332,7 @@ def _picture(view, path: str | None, force: bool):
 
 
 def _drawn(draw):
-    from .rundir import OutputError
+    from evonas.store.rundir import OutputError
 
     try:
         return draw()
@@ -427,7 +427,7 @@ def export_command(run_dir: str, ident: int, target: str, force: bool) -> None:
     """Write an individual's trained network, taking raw inputs (the run's standardisation is
     inside it), and check it against the run's model."""
     from .export import ExportError, describe, export
-    from .rundir import RunDirError
+    from evonas.store.rundir import RunDirError
 
     view = _view(run_dir)
     _entry(view, ident)

@@ -26,20 +26,20 @@ from objectives import Context, EvalState, EvaluationRecord
 from operators import NotApplicable
 from operators.morphisms.repair import repair
 
-from . import checkpoint
+from evonas.store import checkpoint
 from .config import ConfigError, RunConfig
-from .early_ranking import SuccessiveHalving, minimisation_matrix
+from evonas.evaluation.halving import SuccessiveHalving, minimisation_matrix
 from .individual import Individual
-from . import journal
-from .journal import Replay
-from .lock import RunLock
+from evonas.store import journal
+from evonas.store.journal import Replay
+from evonas.store.lock import RunLock
 from .progress import Progress
 from .resolve import Resolved, resolve
-from .rundir import RunDir, RunDirError, inside
-from .selection import make_selection
-from .dispatch import Dispatcher, make_dispatcher
-from .jobs import evaluate_job, make_job
-from .states import StateFileError, load_state, state_from_bytes, write_atomic
+from evonas.store.rundir import RunDir, RunDirError, inside
+from evonas.search.selection import make_selection
+from evonas.evaluation.dispatch import Dispatcher, make_dispatcher
+from evonas.evaluation.jobs import evaluate_job, make_job
+from evonas.store.states import StateFileError, load_state, state_from_bytes, write_atomic
 
 __all__ = ["Resolved", "RunResult", "resolve", "resume", "run"]
 

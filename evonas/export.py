@@ -22,9 +22,9 @@ import torch
 from genomes import Genome, GenomeError
 from objectives.tasks import Preprocessing
 
-from .rundir import OutputError, check_output
+from evonas.store.rundir import OutputError, check_output
 from .runview import Entry, RunView
-from .states import StateFileError, load_state, load_weights, save_weights
+from evonas.store.states import StateFileError, load_state, load_weights, save_weights
 
 __all__ = ["EXPORT_FORMAT", "FORMATS", "ExportError", "Exported", "describe", "export",
            "load_model", "load_network", "sample_batch"]

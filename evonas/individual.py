@@ -10,7 +10,7 @@ from typing import Any
 from genomes import Genome
 from objectives import EvalState, EvaluationRecord, TrainState
 
-from .states import load_state
+from evonas.store.states import load_state
 
 __all__ = ["Individual", "STATE_FILE"]
 

@@ -13,7 +13,7 @@ import networkx as nx
 
 from genomes import Genome
 
-from .rundir import OutputError
+from evonas.store.rundir import OutputError
 from .runview import RunView
 
 __all__ = ["plot_front", "plot_genome", "target"]

@@ -21,10 +21,11 @@ import objectives
 from genomes import Genome, GenomeError
 from objectives.tasks import Preprocessing
 
-from . import checkpoint, journal
+from evonas.store import checkpoint
+from evonas.store import journal
 from .config import ConfigError, RunConfig, load, parse
-from .early_ranking import minimisation_matrix
-from .rundir import RunDirError, inside
+from evonas.evaluation.halving import minimisation_matrix
+from evonas.store.rundir import RunDirError, inside
 
 __all__ = ["Entry", "RunView"]
 

@@ -27,9 +27,11 @@ def names() -> list[str]:
     return morphisms.names() + _OTHERS.names()
 
 
-def get(name: str) -> Operator:
+def get(name: str, /, **options) -> Operator:
+    """The operator ``name`` built with ``options`` (a config's ``search.operators`` entry);
+    ``ValueError`` names an unknown operator or option."""
     if name in morphisms.names():
-        return morphisms.get(name)
+        return morphisms.get(name, **options)
     if name not in _OTHERS:
         raise ValueError(f"unknown operator {name!r}; known: {names()}")
-    return _OTHERS.build(name)
+    return _OTHERS.build(name, **options)

@@ -39,8 +39,9 @@ def names(exact: bool | None = None) -> list[str]:
     return every if exact is None else [n for n in every if _REGISTRY.load(n).exact == exact]
 
 
-def get(name: str) -> Operator:
-    return _REGISTRY.build(name)
+def get(name: str, **options) -> Operator:
+    """The morphism ``name``, built with its options (unknown ones are named in the error)."""
+    return _REGISTRY.build(name, **options)
 
 
 def apply(name: str, genome: Genome, state_dict: Mapping[str, torch.Tensor],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-from evonas.jobs import evaluate_job
+from evonas.evaluation.jobs import evaluate_job
 
 
 def _faults() -> dict[int, str]:

@@ -29,9 +29,9 @@ from click.testing import CliRunner
 import evonas
 from evonas import engine
 from evonas.cli import main
-from evonas.dispatch import (DaskPool, DispatchError, Inline, LocalPool, Slot, dask_security,
+from evonas.evaluation.dispatch import (DaskPool, DispatchError, Inline, LocalPool, Slot, dask_security,
                              make_dispatcher, slots)
-from evonas.journal import read
+from evonas.store.journal import read
 from objectives import EvalState
 
 from tests.evonas import faults

@@ -121,7 +121,7 @@ def test_ctrl_c_stops_cleanly_keeping_what_is_done(tmp_path, monkeypatch):
 
 
 def test_an_existing_run_is_not_overwritten(tmp_path):
-    from evonas.rundir import RunDirError
+    from evonas.store.rundir import RunDirError
 
     evonas.run(tiny(max_evaluations=4), run_dir=tmp_path / "run")
     with pytest.raises(RunDirError, match="already holds a run"):

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 import evonas
-from evonas import journal
+from evonas.store import journal
 from evonas.cli import main
 from evonas.runview import RunView
 

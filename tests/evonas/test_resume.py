@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 import yaml
 
-from evonas import checkpoint, engine
+from evonas.store import checkpoint
+from evonas import engine
 from evonas.config import ConfigError
 from evonas.progress import Progress
 
@@ -163,7 +164,7 @@ def test_a_planted_pickle_is_never_executed(reference, tmp_path, where):
 
 
 def test_a_pickle_in_the_run_weights_is_refused_with_a_clear_error(reference, tmp_path):
-    from evonas.states import StateFileError, load_state
+    from evonas.store.states import StateFileError, load_state
 
     _, run, _ = reference
     marker = tmp_path / "pwned"
@@ -206,7 +207,7 @@ def test_a_changed_config_is_refused_with_the_keys_that_differ(reference, tmp_pa
 
 
 def test_generations_extend_a_finished_run_and_a_second_driver_is_kept_off(reference, tmp_path):
-    from evonas.lock import RunLock, RunLockedError
+    from evonas.store.lock import RunLock, RunLockedError
 
     _, run, expected = reference
     copy = tmp_path / "run"
@@ -225,9 +226,9 @@ def test_generations_extend_a_finished_run_and_a_second_driver_is_kept_off(refer
 
 
 def test_a_lock_left_by_a_killed_driver_is_taken_over(tmp_path):
-    from evonas.lock import RunLock
+    from evonas.store.lock import RunLock
 
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from evonas.lock import RunLock; "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from evonas.store.lock import RunLock; "
                                f"RunLock({str(tmp_path)!r}).acquire(); print('held', flush=True); "
                                "time.sleep(600)"], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"

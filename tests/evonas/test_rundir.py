@@ -189,7 +189,7 @@ def test_resume_clears_temporary_files_of_killed_writes(finished, tmp_path):
 
 def test_the_stopped_event_counts_what_was_journaled(tmp_path, monkeypatch):
     from evonas import engine
-    from evonas.jobs import evaluate_job
+    from evonas.evaluation.jobs import evaluate_job
 
     calls = []
 

@@ -4,7 +4,7 @@ both back-ends."""
 import numpy as np
 import pytest
 
-from evonas.selection import inverse_density, make_selection
+from evonas.search.selection import inverse_density, make_selection
 
 BACKENDS = ["deap", "pymoo"]
 

@@ -58,7 +58,7 @@ def append(path: Path, event: dict[str, Any]) -> None:
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     if new:  # the journal's own directory entry must survive a power loss too
-        from .states import fsync_dir
+        from evonas.store.states import fsync_dir
 
         fsync_dir(Path(path).parent)
 
@@ -266,7 +266,7 @@ def quarantine(path: Path, journal: Journal) -> None:
     """Move damaged lines (and a torn tail) out of the journal into ``journal.damaged.jsonl``,
     keeping every good line in order, checksummed (a journal from before checksums is upgraded
     here); the journal is replaced atomically."""
-    from .states import write_atomic
+    from evonas.store.states import write_atomic
 
     path = Path(path)
     if not journal.damaged and not journal.torn and not journal.legacy:

@@ -21,7 +21,7 @@ import objectives
 from genomes import Genome
 from objectives import EvalState, EvaluationRecord, TrainConfig, tasks
 
-from .states import state_from_bytes, state_to_bytes, weights_from_bytes, weights_to_bytes
+from evonas.store.states import state_from_bytes, state_to_bytes, weights_from_bytes, weights_to_bytes
 
 __all__ = ["evaluate_job", "failure", "make_job"]
 

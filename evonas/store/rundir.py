@@ -19,8 +19,8 @@ from typing import Any, Sequence
 
 import yaml
 
-from . import journal
-from .states import write_atomic
+from evonas.store import journal
+from evonas.store.states import write_atomic
 
 __all__ = ["OutputError", "RunDir", "RunDirError", "check_output", "foreign", "inside", "leftovers"]
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any, Callable, Iterator, Sequence
 
-from .jobs import failure
+from evonas.evaluation.jobs import failure
 
 __all__ = ["Dispatcher", "DispatchError", "Inline", "LocalPool", "DaskPool", "SlowEvaluationWarning",
            "Slot", "dask_security", "make_dispatcher", "slots"]

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 from objectives import TrainState
 
-from .states import StateFileError, fsync_dir, load_state, save_state, write_atomic
+from evonas.store.states import StateFileError, fsync_dir, load_state, save_state, write_atomic
 
 __all__ = ["Checkpoint", "CheckpointError", "latest", "prune", "write"]
 
@@ -189,7 +189,7 @@ def _check_structure(population: dict[str, Any], state: dict[str, Any],
     """What a resume and the inspection commands rely on, checked before they use any of it:
     every individual parses (genome, record, a state file inside ``weights/``), the population
     names known individuals, and the state has its counters, RNG states and config."""
-    from .individual import Individual
+    from evonas.individual import Individual
 
     try:
         individuals = [Individual.from_dict(d) for d in population["individuals"]]
