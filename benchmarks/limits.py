@@ -85,7 +85,7 @@ def main() -> None:
 
         def refuse() -> None:
             try:
-                operator.propose([(genome, state)], np.random.default_rng(args.seed), space=space)
+                operator.make([(genome, state)], np.random.default_rng(args.seed), space=space)
             except NotApplicable:
                 return
             raise AssertionError(f"{name} did not refuse a fixed space")

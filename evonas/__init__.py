@@ -2,7 +2,8 @@
 
 ``evonas.run(config)`` runs an evolution from a config (a path, a mapping, or a ``RunConfig``)
 and returns its result: the front, the population and every individual. ``evonas.resume(dir)``
-continues a stopped or killed run.
+continues a stopped or killed run. ``evonas.Search(config, run_dir=...)`` is the same search
+driven from Python: ``ask()`` for trials, evaluate them yourself, ``tell(id, values)``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,16 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
-__all__ = ["__version__", "resume", "run"]
+__all__ = ["Search", "Trial", "__version__", "resume", "run"]
+
+
+def __getattr__(name: str):
+    """``evonas.Search`` and ``evonas.Trial`` (ask and tell), imported on first use."""
+    if name in ("Search", "Trial"):
+        from . import asktell
+
+        return getattr(asktell, name)
+    raise AttributeError(f"module 'evonas' has no attribute {name!r}")
 
 
 def run(config: Any = None, *, run_dir: str | Path | None = None, overrides=(), force: bool = False,

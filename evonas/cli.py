@@ -261,11 +261,16 @@ def _entry(view, ident: int):
 @click.option("--plot", type=click.Path(dir_okay=False),
               help="Also draw the front to FILE (.png, .pdf, .svg; no suffix: .png).")
 @click.option("--force", is_flag=True, help="Replace the plot file if it exists.")
-def front(run_dir: str, fmt: str, plot: str | None, force: bool) -> None:
+@click.option("--operators", "accounting", is_flag=True,
+              help="Also each operator's totals: proposals, duplicates, evaluated, in the front, "
+                   "seconds (table or json).")
+def front(run_dir: str, fmt: str, plot: str | None, force: bool, accounting: bool) -> None:
     """The Pareto front of a run (also of one still running), with test accuracy."""
     import csv as csv_module
     import io
 
+    if accounting and fmt == "csv":
+        raise click.UsageError("--operators works with --format table or json")
     view = _view(run_dir)
     picture = _picture(view, plot, force)
     members = view.front()
@@ -275,7 +280,8 @@ def front(run_dir: str, fmt: str, plot: str | None, force: bool) -> None:
              "params": e.params, "test_accuracy": e.reported.get("test_accuracy"),
              "epochs": e.epochs} for e in members]
     if fmt == "json":
-        click.echo(json.dumps(rows, indent=1))
+        click.echo(json.dumps({"front": rows, "operators": view.operators} if accounting else rows,
+                              indent=1))
     elif fmt == "csv":
         out = io.StringIO()
         writer = csv_module.writer(out)
@@ -304,10 +310,36 @@ def front(run_dir: str, fmt: str, plot: str | None, force: bool) -> None:
                           "-" if test is None else f"{test:.4f}",
                           *(f"{r['params']:,}" for _ in extra), str(r["epochs"]))
         Console().print(table)
+        if accounting:
+            _print_operators(view)
     if picture is not None:
         from .plots import plot_front
 
         click.echo(f"plot: {_drawn(lambda: plot_front(view, picture))}", err=fmt != "table")
+
+
+OPERATOR_COUNTS = (("proposals", "proposals"), ("duplicates", "duplicates"),
+                   ("evaluated", "evaluated"), ("front", "in front"))
+
+
+def _print_operators(view) -> None:
+    """Each operator's totals since the run started (the journal's newest "operators" line)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    if not view.operators:
+        Console().print("no operator accounting in this run's journal (written after each "
+                        "generation by evonas versions that keep it)")
+        return
+    table = Table(title="operators (totals since the run started)")
+    table.add_column("operator", justify="left")
+    for _, title in OPERATOR_COUNTS:
+        table.add_column(title, justify="right")
+    table.add_column("seconds", justify="right")
+    for name, counts in view.operators.items():
+        table.add_row(name, *(str(counts.get(key, 0)) for key, _ in OPERATOR_COUNTS),
+                      f"{float(counts.get('seconds', 0.0)):.2f}")
+    Console().print(table)
 
 
 def _plain(value: float) -> float | int:
@@ -367,7 +399,8 @@ def show(run_dir: str, ident: int, fmt: str, graph: str | None, force: bool) -> 
            "epochs": entry.epochs, "genome_hash": entry.genome_hash,
            "curve": [{"epoch": int(c[0]), "train_loss": c[1], "val_accuracy": c[2], "seconds": c[3]}
                      for c in entry.curve],
-           "layers": layers, "lineage": lineage, "genome": genome.to_dict()}
+           "layers": layers, "lineage": lineage, "genome": genome.to_dict(),
+           "operator_totals": view.operators.get(entry.operator)}
     if fmt == "json":
         click.echo(json.dumps(doc, indent=1))
     else:
@@ -391,6 +424,11 @@ def _show_text(doc: dict) -> None:
                   + (f" ({doc['reason']})" if doc["reason"] else ""))
     console.print(f"{values}; {doc['params']:,} parameters; {doc['epochs']} epochs; "
                   f"hash {doc['genome_hash']}")
+    if (totals := doc.get("operator_totals")) is not None:
+        console.print(f"operator {doc['operator']} over the run: " + ", ".join(
+            f"{totals.get(key, 0)} {title}" for key, title in OPERATOR_COUNTS)
+            + f", {float(totals.get('seconds', 0.0)):.2f} s proposing", highlight=False,
+            soft_wrap=True)
     table = Table(title="layers")
     for col in ("node", "op", "settings", "inputs", "output", "params"):
         table.add_column(col, justify="right" if col == "params" else "left")
@@ -462,6 +500,28 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
                f"{len(task.train)} train / {len(task.val)} validation / "
                f"{len(task.test) if task.test is not None else 0} test samples")
     click.echo(f"# space {cfg.space.kind}: bounds {resolved.space.bounds}")
+    click.echo(f"# budget: {_planned(cfg, resolved)}")
+
+
+def _planned(cfg, resolved) -> str:
+    """What a config plans to spend at most, and the budget that may stop it sooner."""
+    from .search.budget import plan
+
+    expensive = any(o.cost == "expensive" for o in resolved.objectives)
+    planned = plan(cfg, expensive=expensive)
+    search = cfg.search
+    words = f"plans {planned.evaluations:,} evaluations, "
+    words += (f"{planned.epochs:,} training epochs (at most)" if expensive
+              else "no training (no objective needs it)")
+    words += f", in {planned.generations:,} generations after the initial population"
+    if search.max_evaluations is not None \
+            and search.max_evaluations < search.population + search.generations * search.offspring:
+        words += f"; search.max_evaluations ({search.max_evaluations:,}) binds"
+    if search.max_epochs is not None and expensive and planned.epochs == search.max_epochs:
+        words += f"; search.max_epochs ({search.max_epochs:,}) binds"
+    if search.max_seconds is not None:
+        words += f"; stops after {search.max_seconds:g} s at the latest"
+    return words
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,18 +17,22 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Sequence
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field,
+                      Strict, Tag, ValidationError, field_validator)
 
 from genomes.registry import shown
 
 __all__ = ["MAX_EXPANDED", "MAX_FILE_BYTES", "MAX_NESTING", "ConfigError", "DaskSecurity",
-           "RunConfig", "diff", "load", "located", "parse", "quickstart"]
+           "OperatorConfig", "RunConfig", "SearchConfig", "diff", "load", "located", "parse",
+           "quickstart"]
 
 SELECTIONS = ("nsga2", "nsga3", "spea2", "sms-emoa", "lemonade", "aging")
 MAX_FILE_BYTES = 1_000_000  # a run config is a few kB
 MAX_EXPANDED = 2_000_000  # values and characters, with every YAML alias expanded
 MAX_NESTING = 32  # levels of mappings and lists
 MAX_WEIGHT = 1e6  # an operator's weight in the mix
+MAX_RUN_S = 100_000_000  # search.max_seconds: about three years
+MAX_EPOCHS = 10**12  # search.max_epochs: max_evaluations times the most epochs each
 _PATH_CHARS, _MESSAGE_CHARS = 200, 2000  # what a ConfigError keeps of a key path and a message
 
 
@@ -106,6 +110,37 @@ class TrainingConfig(_Strict):
     repair_steps: Int = Field(100, ge=0, le=100_000)  # distillation after an approximate morphism
 
 
+def _weight(value: float) -> float:
+    if not 0 < value <= MAX_WEIGHT:
+        raise ValueError(f"weight must be > 0 and <= {MAX_WEIGHT:g}, got {shown(value)}")
+    return value
+
+
+Weight = Annotated[Float, AfterValidator(_weight)]
+
+
+class OperatorConfig(_Open):
+    """The long form of a ``search.operators`` entry: its weight in the mix (1.0 when left
+    out) and the operator's options, e.g. ``mutate: {weight: 2, <option>: <value>}``."""
+
+    weight: Weight = 1.0
+
+
+def _operator_form(value: Any) -> str | None:
+    if isinstance(value, (dict, BaseModel)):
+        return "a mapping"
+    return None if isinstance(value, (list, tuple, set)) else "a weight"
+
+
+# An entry is a weight (the short form) or a mapping; the tags are not identifiers, so no error
+# path shows them.
+OperatorEntry = Annotated[
+    Annotated[Weight, Tag("a weight")] | Annotated[OperatorConfig, Tag("a mapping")],
+    Discriminator(_operator_form, custom_error_type="operator_entry",
+                  custom_error_message="an operator's entry is its weight (a number) or a mapping "
+                                       "{weight: w, <option>: <value>, ...}")]
+
+
 class SearchConfig(_Strict):
     backend: Literal["deap", "pymoo"] = "pymoo"
     selection: Literal["nsga2", "nsga3", "spea2", "sms-emoa", "lemonade", "aging"] = "nsga2"
@@ -113,9 +148,23 @@ class SearchConfig(_Strict):
     offspring: Int = Field(10, ge=1, le=10_000)
     generations: Int = Field(5, ge=0, le=100_000)
     max_evaluations: Int | None = Field(None, ge=1, le=1_000_000_000)
-    operators: dict[str, Float] = Field(default_factory=lambda: {"deepen": 1.0, "widen": 1.0})
+    max_seconds: Float | None = Field(None, gt=0, le=MAX_RUN_S)  # wall clock, all sessions
+    max_epochs: Int | None = Field(None, ge=1, le=MAX_EPOCHS)  # training epochs, all evaluations
+    operators: dict[str, OperatorEntry] = Field(default_factory=lambda: {"deepen": 1.0, "widen": 1.0})
     tournament: Int = Field(4, ge=2, le=1_000)  # aging: tournament size
     candidates: Int = Field(3, ge=1, le=100)  # lemonade: proposals per trained child
+
+    @field_validator("operators")
+    @classmethod
+    def _short_form(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """An entry without options is kept (and written) as its weight alone."""
+        return {name: entry.weight if isinstance(entry, OperatorConfig) and not entry.options()
+                else entry for name, entry in value.items()}
+
+    def operator_specs(self) -> dict[str, tuple[float, dict[str, Any]]]:
+        """Each operator of the mix: name -> (weight, options for ``operators.get``)."""
+        return {name: (float(entry.weight), entry.options()) if isinstance(entry, OperatorConfig)
+                else (float(entry), {}) for name, entry in self.operators.items()}
 
 
 class DaskSecurity(_Strict):
@@ -282,7 +331,8 @@ _STEP = re.compile(r"[^.\[\]]+|\[\d+\]")
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """``search.population=32`` sets ``data["search"]["population"] = 32`` (values read as YAML);
-    ``objectives[1].time_penalty=0.01`` reaches into a list."""
+    ``objectives[1].time_penalty=0.01`` reaches into a list; ``search.operators.mutate.weight=2``
+    reaches into an operator given by its weight alone."""
     data = copy.deepcopy(data)
     for item in overrides:
         key, sep, text = item.partition("=")
@@ -292,8 +342,12 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
         value = _yaml(text, key, f"value {shown(text)} is not valid YAML")
         path = [int(s[1:-1]) if s.startswith("[") else s for s in _STEP.findall(key)]
         node: Any = data
+        parent: Any = None
         for i, part in enumerate(path):
             above = _path(path[:i])
+            if (i == 3 and path[:2] == ["search", "operators"] and isinstance(part, str)
+                    and isinstance(node, (int, float)) and not isinstance(node, bool)):
+                node = parent[path[2]] = {"weight": node}  # a weight becomes the long form
             if isinstance(part, int) and not (isinstance(node, list) and part < len(node)):
                 size = (f"has {len(node)} entr{'y' if len(node) == 1 else 'ies'}"
                         if isinstance(node, list) else "is not a list")
@@ -303,6 +357,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
             if i == len(path) - 1:
                 node[part] = value
             else:
+                parent = node
                 node = node.setdefault(part, {}) if isinstance(part, str) else node[part]
     return data
 
@@ -433,12 +488,14 @@ def _check_names(config: RunConfig) -> list[tuple[str, str]]:
     known = operators.names()
     if not config.search.operators:
         issues.append(("search.operators", f"name at least one operator; known: {known}"))
-    for name, weight in config.search.operators.items():
+    for name, (weight, options) in config.search.operator_specs().items():
+        where = f"search.operators.{name}"
         if name not in known:
-            issues.append((f"search.operators.{name}", f"unknown operator; known: {known}"))
-        elif not 0 < weight <= MAX_WEIGHT:
-            issues.append((f"search.operators.{name}", f"weight must be > 0 and <= {MAX_WEIGHT:g}, "
-                                                       f"got {shown(weight)}"))
+            issues.append((where, f"unknown operator; known: {known}"))
+        elif not 0 < weight <= MAX_WEIGHT:  # the schema checks it too; kept for built configs
+            issues.append((where, f"weight must be > 0 and <= {MAX_WEIGHT:g}, got {shown(weight)}"))
+        else:
+            issues += _operator_issues(name, where, options)
     n_obj = len(config.objectives)
     if config.search.selection in ("nsga3", "sms-emoa") and n_obj < 2:
         issues.append(("search.selection", f"{config.search.selection} needs at least two objectives, "
@@ -468,6 +525,25 @@ def _check_names(config: RunConfig) -> list[tuple[str, str]]:
                                             f"(dispatch.scheduler: tls://HOST:8786); "
                                             f"dispatch.scheduler is {shown(scheduler)}"))
     return issues
+
+
+def _operator_issues(name: str, where: str, options: dict[Any, Any]) -> list[tuple[str, str]]:
+    """Problems with an operator's options, found by building it as the engine will."""
+    import operators
+
+    odd = [k for k in options if not (isinstance(k, str) and k.isidentifier())]
+    if odd:
+        return [(f"{where}.{shown(k)}", "an option's name is a word (letters, digits, _)")
+                for k in odd]
+    try:
+        operators.get(name, **options)
+    except (ValueError, TypeError) as exc:
+        message = str(exc)
+        if message.endswith("; allowed: []"):
+            message = (message.removesuffix("; allowed: []") + "; it takes no options "
+                       f"(write its weight alone, e.g. {name}: 1.0)")
+        return [located(where, message)]
+    return []
 
 
 def _option_issues(section: str, what: str, factory: Any, options: dict[Any, Any],

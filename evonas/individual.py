@@ -34,6 +34,7 @@ class Individual:
     parents: tuple[int, ...] = ()
     detail: str = ""
     inherited: bool = False
+    treatment: str = "fresh"  # how its proposer said to treat it: exact, approximate, partial, fresh
     weights: dict | None = field(default=None, repr=False)
     cheap: dict[str, float] = field(default_factory=dict)
     record: EvaluationRecord | None = None
@@ -41,6 +42,14 @@ class Individual:
     seconds: float = 0.0
     state_file: Path | None = None
     state_sha256: str | None = None
+    _genome_doc: dict | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def genome_doc(self) -> dict[str, Any]:
+        """The genome's JSON form, made once (an individual's genome never changes)."""
+        if self._genome_doc is None:
+            self._genome_doc = self.genome.to_dict()
+        return self._genome_doc
 
     @property
     def complete(self) -> bool:
@@ -59,7 +68,8 @@ class Individual:
         return {
             "id": self.id, "generation": self.generation, "operator": self.operator,
             "parents": list(self.parents), "detail": self.detail, "inherited": self.inherited,
-            "cheap": dict(self.cheap), "seconds": self.seconds, "genome": self.genome.to_dict(),
+            "treatment": self.treatment,
+            "cheap": dict(self.cheap), "seconds": self.seconds, "genome": self.genome_doc,
             "record": None if self.record is None else self.record.to_dict(),
             "state_file": None if self.state_file is None else self.state_file.name,
             "state_sha256": self.state_sha256,
@@ -79,6 +89,7 @@ class Individual:
             generation=int(data["generation"]), operator=data["operator"],
             parents=tuple(int(p) for p in data["parents"]), detail=data.get("detail", ""),
             inherited=bool(data.get("inherited")), cheap=dict(data.get("cheap", {})),
+            treatment=str(data.get("treatment") or ("exact" if data.get("inherited") else "fresh")),
             record=None if record is None else EvaluationRecord.from_dict(record),
             seconds=float(data.get("seconds", 0.0)),
             state_file=(weights_dir / data["state_file"]) if data.get("state_file") and weights_dir else None,
@@ -95,7 +106,7 @@ class Individual:
             "reported": dict(record.to_dict()["reported"]), "epochs": record.epochs,
             "parents": list(self.parents), "operator": self.operator, "detail": self.detail,
             "seconds": round(self.seconds, 3), "curve": record.to_dict()["curve"],
-            "genome": self.genome.to_dict(),
+            "genome": self.genome_doc,
         }
         if record.reason:
             line["reason"] = record.reason

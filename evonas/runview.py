@@ -71,6 +71,9 @@ class RunView:
     skipped: int = 0  # journal lines that could not be read
     notes: list[str] = field(default_factory=list)  # what was damaged, and what was used instead
     preprocessing: Preprocessing | None = None
+    # each operator's totals (proposals, duplicates, evaluated, front, seconds) from the newest
+    # "operators" line of the journal; empty when the run wrote none
+    operators: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path) -> RunView:
@@ -118,6 +121,7 @@ class RunView:
         entries: dict[int, Entry] = {}
         pruned: set[int] = set()
         generations: dict[int, dict[str, Any]] = {}
+        accounting: dict[str, dict[str, Any]] = {}
         skipped = len(record.damaged)
         if saved is not None:
             for summary in saved.state.get("history", []):
@@ -135,6 +139,8 @@ class RunView:
                     pruned.add(int(line["id"]))
                 elif event == "generation":
                     generations[int(line["generation"])] = line
+                elif event == "operators":  # cumulative: the newest line holds it all
+                    accounting = {str(name): dict(counts) for name, counts in line["operators"].items()}
             except (KeyError, TypeError, ValueError, GenomeError) as exc:
                 skipped += 1  # a line this version cannot read: the rest still counts
                 notes.append(f"journal.jsonl line {number} cannot be read ({str(exc)[:100]}); "
@@ -145,7 +151,8 @@ class RunView:
         if saved is not None:
             _merge_checkpoint(entries, saved, path)
         pre = _preprocessing(started, saved)
-        return cls(path, config, directions, entries, generations, skipped, notes, pre)
+        return cls(path, config, directions, entries, generations, skipped, notes, pre,
+                   operators=accounting)
 
     # ------------------------------------------------------------------ queries
     def get(self, ident: int) -> Entry:

@@ -8,82 +8,27 @@ source among the destination's inputs, which fixes the channel order of a ``conc
 
 from __future__ import annotations
 
-import functools
 import json
-import keyword
 import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 import networkx as nx
 
+from .build import build as build_module
+from .checks import FORMAT, id_problem, inputs_problem, normalize, normalized
 from .errors import GenomeError, Problem
-from .ops import OPS, merge_problem, normalize_params
+from .hashing import canonical_hash as hash_genome
+from .ops import OPS, merge_problem
+from .serialization import genome_from_dict
+from .validation import analyse
 
 __all__ = ["FORMAT", "Genome", "Node"]
 
-FORMAT = 1
 Shape = tuple[int, ...]
-_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-# Ids become attribute names on the compiled module, so they must not shadow its members.
-_RESERVED = frozenset({"self", "training", "meta", "shape_env"})  # + instance attributes
 _FRESH = re.compile(r"^n(\d+)$")
-
-
-@functools.lru_cache(maxsize=65536)
-def _id_problem(node: Any) -> str | None:
-    if not isinstance(node, str) or not _ID.match(node):
-        return "node ids must start with a letter and hold only letters, digits and '_'"
-    if keyword.iskeyword(node) or node in _RESERVED or hasattr(_module_base(), node):
-        return f"node id {node!r} is reserved"
-    return None
-
-
-def _module_base():
-    from torch.fx import GraphModule
-
-    return GraphModule
-
-
-def input_shape_problem(shape: Any) -> str | None:
-    """Why ``shape`` is no input shape (``(C, L)`` or ``(C, H, W)`` of positive ints), or None."""
-    ok = isinstance(shape, (tuple, list)) and len(shape) in (2, 3) and all(
-        type(s) is int and s > 0 for s in shape)
-    return None if ok else f"must be (C, L) or (C, H, W) of positive ints, got {shape!r}"
-
-
-def inputs_problem(inputs: Any, known) -> str | None:
-    """Why ``inputs`` cannot feed a node, given the ids in ``known``; None if they can."""
-    if isinstance(inputs, str) or not isinstance(inputs, (list, tuple)):
-        hint = f"; did you mean [{inputs!r}]?" if isinstance(inputs, str) else ""
-        return f"inputs must be a list of node ids, got {inputs!r}{hint}"
-    if not all(isinstance(u, str) for u in inputs):
-        return f"inputs must be a list of node ids, got {inputs!r}"
-    if missing := [u for u in inputs if u not in known]:
-        return f"inputs {missing} are not nodes of this genome"
-    if len(set(inputs)) != len(inputs):
-        return f"lists an input twice: {list(inputs)}"
-    return None
-
-
-def _normalized(op: str, params: dict) -> dict:
-    """``normalize_params(op, params)[0]`` memoised for hashable params; always a fresh dict.
-
-    The key holds each value's type, because ``3 == 3.0 == True`` would otherwise share an entry
-    and hand one genome another's (checked or unchecked) values.
-    """
-    try:
-        key = (op, tuple(sorted((k, type(v).__name__, v) for k, v in params.items())))
-        hash(key)
-    except TypeError:
-        return normalize_params(op, params)[0]
-    return dict(_normalized_cached(key))
-
-
-@functools.lru_cache(maxsize=4096)
-def _normalized_cached(key: tuple) -> dict:
-    return normalize_params(key[0], {k: v for k, _, v in key[1]})[0]
 
 
 @dataclass(frozen=True)
@@ -117,7 +62,9 @@ class Genome:
         self._num_outputs = num_outputs
         self._g = nx.DiGraph()
         self._next = 0
+        # Caches, dropped by every edit (``_touch``): the analysis and the canonical hash.
         self._analysis: tuple[list[Problem], dict[str, tuple[Shape, Shape]]] | None = None
+        self._hash: str | None = None
 
     # ------------------------------------------------------------------ reading
     @property
@@ -205,8 +152,8 @@ class Genome:
         node = self.new_id() if id is None else id
         if node in self._g:
             raise GenomeError("a node with this id already exists", node=node)
-        normal, problems = normalize_params(op, params)
-        for msg in (_id_problem(node), merge_problem(merge), inputs_problem(inputs, self._g)):
+        normal, problems = normalize(op, params)
+        for msg in (id_problem(node), merge_problem(merge), inputs_problem(inputs, self._g)):
             if msg is not None:
                 problems.append(msg)
         if problems:
@@ -250,6 +197,7 @@ class Genome:
         self._g.remove_node(node)
         for v in succ:
             self._renumber(v)
+        self._touch()  # also when nothing consumed the node
 
     def set_params(self, node: str, **params: Any) -> None:
         """Change some parameters of a node, keeping the others."""
@@ -284,7 +232,7 @@ class Genome:
         """A copy with node ids renamed by ``mapping`` (ids not in it are kept)."""
         mapping = {old: new for old, new in mapping.items() if old in self._g}
         for new in mapping.values():
-            if (msg := _id_problem(new)) is not None:
+            if (msg := id_problem(new)) is not None:
                 raise GenomeError(msg, node=str(new))
         final = [mapping.get(n, n) for n in self._g]
         if len(set(final)) != len(final):
@@ -293,10 +241,14 @@ class Genome:
         out = self._copy_of(nx.relabel_nodes(self._g, mapping, copy=True))
         for new in mapping.values():
             out._claim(new)
+        out._hash = self._hash  # ids do not enter the hash
         return out
 
     def copy(self) -> Genome:
-        return self._copy_of(self._g.copy())
+        out = self._copy_of(self._g.copy())
+        # An equal genome: share the caches (never changed in place; edits replace them).
+        out._analysis, out._hash = self._analysis, self._hash
+        return out
 
     def _claim(self, node: str) -> None:
         """Keep ``new_id`` past an id of the form ``n<k>`` that was chosen by hand."""
@@ -318,7 +270,7 @@ class Genome:
     def validate(self) -> Genome:
         """Raise ``GenomeError`` listing every problem at once; return ``self`` when legal."""
         if problems := self._analyse()[0]:
-            raise GenomeError(problems)
+            raise GenomeError(list(problems))
         return self
 
     def io_shapes(self) -> dict[str, tuple[Shape, Shape]]:
@@ -373,8 +325,6 @@ class Genome:
 
     @classmethod
     def from_dict(cls, data: Any, *, validate: bool = True) -> Genome:
-        from .serialization import genome_from_dict
-
         return genome_from_dict(cls, data, validate=validate)
 
     @classmethod
@@ -387,15 +337,13 @@ class Genome:
 
     def canonical_hash(self) -> str:
         """Hash equal for genomes that differ only by node ids; see ``genomes.hashing``."""
-        from .hashing import canonical_hash
-
-        return canonical_hash(self)
+        if self._hash is None:
+            self._hash = hash_genome(self)
+        return self._hash
 
     def build(self, *, seed: int = 0, device: Any = None, dtype: Any = None):
         """A fresh ``torch.nn.Module``; same genome and seed give the same initial weights."""
-        from .build import build
-
-        return build(self, seed=seed, device=device, dtype=dtype)
+        return build_module(self, seed=seed, device=device, dtype=dtype)
 
     # ------------------------------------------------------------------ dunder
     def __eq__(self, other: object) -> bool:
@@ -443,7 +391,7 @@ class Genome:
         """
         genome = cls(input_shape, num_outputs)
         genome._g.add_nodes_from(
-            (node, {"op": op, "params": _normalized(op, params),
+            (node, {"op": op, "params": normalized(op, params),
                     **({"merge": merge} if merge is not None else {})})
             for node, op, params, _, merge in records
         )
@@ -457,7 +405,7 @@ class Genome:
         return genome
 
     def _set_op(self, node: str, op: str, params: dict) -> None:
-        normal, problems = normalize_params(op, params)
+        normal, problems = normalize(op, params)
         if problems:
             raise GenomeError([Problem(node, m) for m in problems])
         d = self._g.nodes[node]
@@ -471,11 +419,9 @@ class Genome:
         self._touch()
 
     def _touch(self) -> None:
-        self._analysis = None
+        self._analysis = self._hash = None
 
     def _analyse(self) -> tuple[list[Problem], dict[str, tuple[Shape, Shape]]]:
         if self._analysis is None:
-            from .validation import analyse
-
-            self._analysis = analyse(self)
+            self._analysis = analyse(self._g, self._input_shape, self._num_outputs)
         return self._analysis

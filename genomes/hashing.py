@@ -12,9 +12,10 @@ store ``HASH_SCHEME`` (which names the igraph version) beside stored hashes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import igraph
 
@@ -23,35 +24,56 @@ if TYPE_CHECKING:
 
 __all__ = ["HASH_SCHEME", "canonical_form", "canonical_hash"]
 
-HASH_SCHEME = f"evonas-bliss-1/igraph-{igraph.__version__}"
+HASH_SCHEME = f"evonas-bliss-2/igraph-{igraph.__version__}"
 
 
 def canonical_form(genome: Genome) -> str:
     """A string equal for two genomes exactly when they are isomorphic (ops, params, ports)."""
-    g = genome._g
-    index = {node: i for i, node in enumerate(g)}
+    # networkx's own dicts (node -> attrs, node -> {neighbour: edge attrs}), read only: much
+    # faster than its views, and every child an operator makes is hashed.
+    data, succ, pred = genome._g._node, genome._g._succ, genome._g._pred
+    index = {node: i for i, node in enumerate(data)}
     labels: list[str] = []
-    for node, d in g.nodes(data=True):
-        merge = d.get("merge") if g.in_degree(node) > 1 else None
-        labels.append(json.dumps([d["op"], sorted(d["params"].items()), merge], default=str))
+    for node, d in data.items():
+        merge = d.get("merge") if len(pred[node]) > 1 else None
+        labels.append(_label(d["op"], d["params"], merge))
     edges = []
-    for u, v, d in g.edges(data=True):
-        if g.in_degree(v) > 1 and g.nodes[v].get("merge") == "concat":
-            port = len(labels)  # a vertex on the edge carries the port
-            labels.append(json.dumps(["port", d["port"]]))
-            edges += [(index[u], port), (port, index[v])]
-        else:
-            edges.append((index[u], index[v]))
+    for u, out in succ.items():
+        for v, d in out.items():
+            if len(pred[v]) > 1 and data[v].get("merge") == "concat":
+                port = len(labels)  # a vertex on the edge carries the port
+                labels.append(json.dumps(["port", d["port"]]))
+                edges += [(index[u], port), (port, index[v])]
+            else:
+                edges.append((index[u], index[v]))
     palette = sorted(set(labels))
     colour = {label: c for c, label in enumerate(palette)}
     colours = [colour[label] for label in labels]
     graph = igraph.Graph(n=len(labels), edges=edges, directed=True)
-    perm = graph.canonical_permutation(color=colours)  # vertex i goes to position perm[i]
-    order = [0] * len(perm)
-    for i, p in enumerate(perm):
-        order[p] = colours[i]
-    canon_edges = sorted((perm[u], perm[v]) for u, v in edges)
+    # Read as "perm[k] is the vertex at canonical position k", the form does not depend on the
+    # order in which the genome's nodes were added; read as "vertex i goes to position perm[i]"
+    # (scheme 1) it did. tests/genomes/test_hash.py checks this for the igraph installed.
+    perm = graph.canonical_permutation(color=colours)
+    position = [0] * len(perm)
+    for k, v in enumerate(perm):
+        position[v] = k
+    order = [colours[v] for v in perm]
+    canon_edges = sorted((position[u], position[v]) for u, v in edges)
     return json.dumps([list(genome.input_shape), genome.num_outputs, palette, order, canon_edges])
+
+
+def _label(op: str, params: dict, merge: str | None) -> str:
+    items = sorted(params.items())
+    try:  # the types too: True == 1 but they print differently
+        return _label_cached(op, tuple(items), tuple(type(v) for _, v in items), merge)
+    except TypeError:  # an unhashable parameter value
+        return json.dumps([op, items, merge], default=str)
+
+
+@functools.lru_cache(maxsize=4096)
+def _label_cached(op: str, items: tuple[tuple[str, Any], ...], types: tuple[type, ...],
+                  merge: str | None) -> str:
+    return json.dumps([op, [list(item) for item in items], merge], default=str)
 
 
 def canonical_hash(genome: Genome) -> str:

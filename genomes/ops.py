@@ -16,8 +16,16 @@ from torch import nn
 
 from .errors import ShapeError
 
-__all__ = ["OPS", "ACTIVATIONS", "MERGES", "Op", "Param", "merge_problem", "merged_shape",
-           "normalize_params"]
+__all__ = [
+    "ACTIVATIONS",
+    "MERGES",
+    "OPS",
+    "Op",
+    "Param",
+    "merge_problem",
+    "merged_shape",
+    "normalize_params",
+]
 
 Shape = tuple[int, ...]
 REQUIRED = object()
@@ -99,7 +107,6 @@ class Op:
 
     def function(self):
         """For module-less ops: a plain function of the merged input; None means pass-through."""
-        return None
 
 
 class Input(Op):

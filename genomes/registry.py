@@ -19,7 +19,8 @@ import re
 import reprlib
 import types
 import typing
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
@@ -40,6 +41,12 @@ class Registry:
 
     def names(self) -> list[str]:
         return list(self._entries)
+
+    def add(self, name: str, target: str) -> None:
+        """Add ``name`` -> ``"module:attribute"`` (a plugin; imported on first use)."""
+        if not isinstance(target, str) or target.count(":") != 1:
+            raise ValueError(f"a {self.kind} is registered as 'module:attribute', got {target!r}")
+        self._entries[name] = target
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
@@ -116,7 +123,7 @@ def _annotations(factory: Callable) -> dict[str, Any]:
     target = factory.__init__ if isinstance(factory, type) else factory
     try:
         return typing.get_type_hints(target)
-    except Exception:  # an annotation that cannot be resolved is not checked
+    except Exception:  # noqa: BLE001 - an annotation that cannot be resolved is not checked
         return {}
 
 

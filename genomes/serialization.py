@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .checks import FORMAT, inputs_problem
 from .errors import GenomeError, Problem
 
 __all__ = ["genome_from_dict"]
@@ -14,9 +15,10 @@ _TOP_KEYS = {"format", "input_shape", "num_outputs", "next_id", "nodes"}
 
 
 def genome_from_dict(cls, data: Any, *, validate: bool = True):
-    """Build a genome of class ``cls`` from its dict form; raise ``GenomeError`` if malformed."""
-    from .genome import FORMAT, inputs_problem
+    """Build a genome of class ``cls`` from its dict form; raise ``GenomeError`` if malformed.
 
+    ``cls`` is ``Genome`` (or a subclass), passed in so that this module need not import it.
+    """
     if not isinstance(data, dict):
         raise GenomeError(f"a genome is a JSON object, got {type(data).__name__}")
     fmt = data.get("format")

@@ -7,6 +7,7 @@ The key comes from the genome: ``lookup: nb201`` gives the NAS-Bench-201 arch st
 from __future__ import annotations
 
 import csv
+import functools
 from pathlib import Path
 
 from genomes import spaces
@@ -51,8 +52,7 @@ class Tabular(Objective):
     def genome_key(self, ctx: Context) -> str:
         if self.lookup == "hash":
             return ctx.genome.canonical_hash()
-        space = spaces.get("nb201", input_shape=ctx.genome.input_shape,
-                           num_outputs=ctx.genome.num_outputs)
+        space = _nb201(tuple(ctx.genome.input_shape), ctx.genome.num_outputs)
         try:
             return space.to_arch_string(ctx.genome)
         except ValueError as exc:
@@ -64,6 +64,12 @@ class Tabular(Objective):
         if key not in table:
             raise ObjectiveError(f"key {key!r} is not in {self.path!r} (column {self.key_column!r})")
         return table[key]
+
+
+@functools.lru_cache(maxsize=8)
+def _nb201(input_shape: tuple[int, ...], num_outputs: int):
+    """One NB201 space per shape (it keeps what it decoded)."""
+    return spaces.get("nb201", input_shape=input_shape, num_outputs=num_outputs)
 
 
 def _read(path: Path, key_column: str, value_column: str) -> dict[str, float]:

@@ -2,7 +2,7 @@
 function and inherit its trained weights (Lamarckian); mutation and crossover change the
 function and inherit what still fits; ``random`` samples the space afresh. ``get(name)`` gives
 any operator by name. Every operator has ``tell`` (learn from finished evaluations) and
-``state``/``load_state``, which learning proposers use."""
+``state``/``load_state``, which learning proposers use (``operators.proposer``)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,24 @@ from genomes.registry import Registry
 from . import morphisms
 from .base import Child, NotApplicable, Operator, Provenance
 from .inheritance import inherit_partial
+from .proposer import Member, Proposer, Request, Result
 
-__all__ = ["Child", "NotApplicable", "Operator", "Provenance", "get", "inherit_partial",
-           "morphisms", "names"]
+__all__ = ["Child", "Member", "NotApplicable", "Operator", "Proposer", "Provenance", "Request",
+           "Result", "get", "inherit_partial", "morphisms", "names", "register"]
 
 _OTHERS = Registry("operator", {
     "mutate": "operators.mutation:Mutate",
     "crossover": "operators.crossover:Crossover",
     "random": "operators.sampling:RandomSample",
 })
+
+
+def register(name: str, target: str) -> None:
+    """Make ``target`` (``"module:Class"``, a ``Proposer`` subclass) available to configs as
+    ``name``; the module is imported only when a config names it."""
+    if name in names():
+        raise ValueError(f"operator {name!r} exists already")
+    _OTHERS.add(name, target)
 
 
 def names() -> list[str]:

@@ -1,5 +1,6 @@
 """What every operator shares: the child it returns, its provenance, and the template that picks
-a site, works on copies (parents stay untouched) and keeps only legal children."""
+a site, works on copies (parents stay untouched) and keeps only legal children. An ``Operator``
+is a ``Proposer`` that makes each child on its own from the parents the strategy chose."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import torch
 from genomes import Genome, GenomeError
 from genomes.spaces import SearchSpace
 from genomes.spaces.base import check_rng
+
+from .proposer import EXACT, FRESH, PARTIAL, TREATMENTS, Proposer, Request
 
 __all__ = ["Child", "NotApplicable", "Operator", "Provenance", "Skip", "StateDict", "copy_state"]
 
@@ -45,12 +48,20 @@ class Provenance:
 
 @dataclass(frozen=True)
 class Child:
-    """A new genome, its initial weights (keyed like ``genome.build().state_dict()``), and its
-    provenance. Unpacks as ``genome, state_dict = child``."""
+    """A new genome, its initial weights (keyed like ``genome.build().state_dict()``; None when it
+    inherits nothing), its provenance, and how it is to be treated (``operators.proposer``:
+    exact, approximate, partial or fresh). Unpacks as ``genome, state_dict = child``."""
 
     genome: Genome
-    state_dict: StateDict
+    state_dict: StateDict | None
     provenance: Provenance
+    treatment: str = FRESH
+
+    def __post_init__(self):
+        if self.treatment not in TREATMENTS:
+            raise ValueError(f"treatment must be one of {TREATMENTS}, got {self.treatment!r}")
+        if self.state_dict is None and self.treatment != FRESH:
+            raise ValueError("a child without weights can only be treated as fresh")
 
     def __iter__(self) -> Iterator[Any]:
         yield self.genome
@@ -61,14 +72,15 @@ def copy_state(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
     return {k: v.detach().clone() for k, v in state_dict.items()}
 
 
-class Operator:
-    """An operator makes one child from ``arity`` parents.
+class Operator(Proposer):
+    """An operator makes one child from ``arity`` parents (``make``); ``propose`` asks it for a
+    batch, one child per parent group of the request.
 
     Operators with ``arity`` 0 (``random``) draw from the space instead (``_fresh``).
     ``tell``/``state``/``load_state`` carry what learning proposers need; plain operators keep
     no state.
 
-    ``propose`` is the public template (pymoo's ``do``/``_do``): it checks the parents, tries the
+    ``make`` is the public template (pymoo's ``do``/``_do``): it checks the parents, tries the
     operator's sites in an order drawn from ``rng`` on copies of the parents, and returns the
     first child that is a legal genome inside ``space`` (when given). Subclasses implement
     ``_sites`` (every place the operator could act, in a fixed order) and ``_make`` (build the
@@ -84,17 +96,44 @@ class Operator:
     branching: ClassVar[bool] = False  # True: every child has a node with two inputs
     adds_nodes: ClassVar[int] = 0  # the fewest nodes a child has beyond its first parent
     max_tries: ClassVar[int] = 100  # sites tried before giving up (they are drawn at random)
+    needs_weights: ClassVar[bool] = True  # False: ``_make`` handles a parent without weights
 
-    def propose(self, parents: Sequence[tuple[Genome, Mapping[str, torch.Tensor]]],
-                rng: np.random.Generator, *, space: SearchSpace | None = None) -> Child:
+    @property
+    def treatment(self) -> str:
+        """How a child that inherits weights is treated; one that inherits none is fresh."""
+        if self.arity == 0:
+            return FRESH
+        return EXACT if self.exact else PARTIAL
+
+    def propose(self, request: Request) -> list[Child]:
+        """One child per parent group, each from its own generator drawn from ``request.rng``
+        (a slot where no site works is left out; the strategy refills it)."""
+        children = []
+        for k in range(request.n):
+            rng = np.random.default_rng(request.rng.integers(2**63))
+            group = request.parents[k][: self.arity] if self.arity else ()
+            parents = [(m.genome, m.weights() if request.weights else None) for m in group]
+            try:
+                children.append(self.make(parents, rng, space=request.space,
+                                          weights=request.weights))
+            except NotApplicable:
+                continue
+        return children
+
+    def make(self, parents: Sequence[tuple[Genome, Mapping[str, torch.Tensor] | None]],
+             rng: np.random.Generator, *, space: SearchSpace | None = None,
+             weights: bool = True) -> Child:
+        """One child of ``parents`` ((genome, weights) pairs; weights may be None, and then the
+        child inherits nothing and no module is built)."""
         check_rng(rng)
         if len(parents) != self.arity:
             raise ValueError(f"{self.name} takes {self.arity} parent(s), got {len(parents)}")
         if self.arity == 0:
             if space is None:
                 raise ValueError(f"{self.name} proposes from a space; pass space=")
-            genome, state, where = self._fresh(space, rng)
-            return Child(genome, state, Provenance(self.name, (), (), where, False))
+            genome, state, where = self._fresh(space, rng, weights)
+            return Child(genome, state, Provenance(self.name, (), (), where, False),
+                         FRESH if state is None else PARTIAL)
         for genome, _ in parents:
             genome.validate()
         if space is not None:
@@ -103,7 +142,9 @@ class Operator:
         for k in rng.permutation(len(sites))[: self.max_tries]:
             site = sites[int(k)]
             genome = parents[0][0].copy()
-            state = copy_state(parents[0][1])
+            state = copy_state(parents[0][1]) if parents[0][1] is not None else None
+            if state is None and self.needs_weights:  # works on tensors; the child keeps none
+                state = parents[0][0].build(seed=0).state_dict()
             try:
                 where = self._make(genome, state, site, parents, rng, space)
             except (Skip, GenomeError):  # this site does not give a legal genome
@@ -116,26 +157,14 @@ class Operator:
             else:
                 nodes = tuple(x for x in (site if isinstance(site, tuple) else (site,))
                               if isinstance(x, str) and x in parents[0][0])
-            return Child(genome, state, Provenance(self.name, hashes, tuple(nodes), where, self.exact))
+            if parents[0][1] is None:
+                state = None
+            return Child(genome, state, Provenance(self.name, hashes, tuple(nodes), where, self.exact),
+                         self.treatment if state is not None else FRESH)
         raise NotApplicable(f"{self.name}: no site gives a legal child"
                             + (f" of the {space.name} space" if space is not None else ""))
 
-    # ---------------------------------------------------------------- learning from results
-    def tell(self, results: Sequence[tuple[Genome, Any]]) -> None:
-        """Learn from finished evaluations: (genome, ``objectives.EvaluationRecord``) pairs.
-
-        The engine calls it after every generation. Plain operators ignore it; learning
-        proposers (reinforcement learning, Bayesian optimisation) update their model here.
-        """
-
-    def state(self) -> dict[str, Any]:
-        """What a stateful operator must keep across a restart, as plain JSON data."""
-        return {}
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        """Restore what ``state()`` returned."""
-
-    def _fresh(self, space: SearchSpace, rng: np.random.Generator):
+    def _fresh(self, space: SearchSpace, rng: np.random.Generator, weights: bool):
         raise NotImplementedError
 
     def _check_room(self, genome: Genome, space: SearchSpace) -> None:

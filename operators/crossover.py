@@ -16,6 +16,7 @@ class Crossover(Operator):
     """Uniform crossover over the layers two parents share (same node id and op)."""
 
     name, exact, arity = "crossover", False, 2
+    needs_weights = False
 
     def _sites(self, parents):
         (a, _), (b, _) = parents
@@ -34,6 +35,9 @@ class Crossover(Operator):
                 taken.append(n)
         if not taken or genome.problems():
             raise Skip("no legal mix at this attempt")
-        state.clear()
-        state.update(inherit_partial(genome, [a_state, b_state], rng, prefer={n: 1 for n in taken}))
+        if state is not None:
+            state.clear()
+            donors = [a_state] + ([b_state] if b_state is not None else [])
+            state.update(inherit_partial(genome, donors, rng, prefer={n: 1 for n in taken}
+                                         if b_state is not None else None))
         return tuple(taken), f"{len(taken)} layer(s) from the second parent: {', '.join(taken)}"

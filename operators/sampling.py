@@ -12,8 +12,8 @@ class RandomSample(Operator):
     """A new sample of the search space; it has no parents and inherits nothing."""
 
     name, exact, arity = "random", False, 0
+    needs_weights = False
 
-    def _fresh(self, space, rng):
-        genome = space.sample(rng)
-        state = genome.build(seed=int(rng.integers(2**31))).state_dict()
-        return genome, state, "fresh sample"
+    def _fresh(self, space, rng, weights):
+        """No weights: a fresh child is initialised where it trains, from its own seed."""
+        return space.sample(rng), None, "fresh sample"

@@ -32,4 +32,4 @@ def genomes(draw, space_names=SMALL_SPACES, ndim: int | None = None):
 def nb201_genomes():
     space = spaces.get("nb201", input_shape=(3, 32, 32), num_outputs=10)
     return st.integers(0, 5**6 - 1).map(
-        lambda k: space.encode(space.ops[(k // 5**e) % 5] for e in range(6)))
+        lambda k: space.from_arch(space.ops[(k // 5**e) % 5] for e in range(6)))

@@ -14,42 +14,12 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
-import numpy as np
-from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
-from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from scipy.stats import kendalltau
 
+from evonas.search.ranking import minimisation_matrix, rank
 from objectives import EvalState, EvaluationRecord
 
 __all__ = ["HalvingReport", "Rung", "SuccessiveHalving", "minimisation_matrix", "rank"]
-
-
-def minimisation_matrix(records: Sequence[EvaluationRecord], directions: Mapping[str, str]) -> np.ndarray:
-    """Objective values as rows, each column turned into minimisation by its direction."""
-    if not directions or any(d not in ("min", "max") for d in directions.values()):
-        raise ValueError(f"directions must map objective keys to 'min' or 'max', got {dict(directions)}")
-    keys = list(directions)
-    for r in records:
-        if missing := [k for k in keys if k not in r.objectives]:
-            raise ValueError(f"record {r.genome_hash} has no value for objective {missing[0]!r}")
-    sign = np.array([1.0 if directions[k] == "min" else -1.0 for k in keys])
-    return np.array([[r.objectives[k] for k in keys] for r in records], dtype=float).reshape(-1, len(keys)) * sign
-
-
-def rank(values: np.ndarray) -> np.ndarray:
-    """Row indices of a minimisation matrix, best first: by non-dominated front, then by
-    crowding distance (most isolated first) within a front; equal crowding keeps index order.
-    (Identical rows share a front, and pymoo's crowding treats them as neighbours.)"""
-    if len(values) == 0:
-        return np.zeros(0, dtype=int)
-    order: list[int] = []
-    for front in NonDominatedSorting().do(values):
-        front = np.sort(front)
-        if len(front) > 2:
-            crowding = calc_crowding_distance(values[front])
-            front = front[np.argsort(-crowding, kind="stable")]
-        order.extend(int(i) for i in front)
-    return np.array(order, dtype=int)
 
 
 @dataclass(frozen=True)
@@ -93,6 +63,12 @@ class SuccessiveHalving:
             raise ValueError(f"training.early_ranking.keep must be in (0, 1], got {keep!r}")
         self.rungs, self.keep = tuple(rungs), float(keep)
 
+    def promote(self, level: int, ranked: Sequence[int]) -> list[int]:
+        """Of the candidates ranked best first at rung ``level``, those that go on."""
+        if level == len(self.rungs) - 1:
+            return list(ranked)
+        return list(ranked[: math.ceil(self.keep * len(ranked))])
+
     def run(self, n: int, advance: Callable[[int, int], EvaluationRecord] | None,
             directions: Mapping[str, str], *,
             batch: Callable[[list[int], int], list[EvaluationRecord]] | None = None) -> HalvingReport:
@@ -117,12 +93,9 @@ class SuccessiveHalving:
                 reached[i] = epochs
                 (ok if records[i].ok else failed).append(i)
             order = [ok[j] for j in rank(minimisation_matrix([records[i] for i in ok], directions))]
-            if level == len(self.rungs) - 1:
-                promoted = order
-            else:
-                promoted = order[: math.ceil(self.keep * len(order))]
-                for i in order[len(promoted):]:
-                    records[i] = records[i].with_state(EvalState.PRUNED)
+            promoted = self.promote(level, order)
+            for i in order[len(promoted):]:
+                records[i] = records[i].with_state(EvalState.PRUNED)
             rungs.append(Rung(epochs, tuple(alive), tuple(order), tuple(promoted), tuple(failed)))
             alive = promoted
         final = rungs[-1].ranking

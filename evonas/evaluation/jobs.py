@@ -20,6 +20,7 @@ import torch
 import objectives
 from genomes import Genome
 from objectives import EvalState, EvaluationRecord, TrainConfig, tasks
+from operators.morphisms.repair import repair
 
 from evonas.store.states import state_from_bytes, state_to_bytes, weights_from_bytes, weights_to_bytes
 
@@ -28,8 +29,12 @@ __all__ = ["evaluate_job", "failure", "make_job"]
 
 def make_job(*, ident: int, genome: Genome, objectives: list[tuple[str, dict]], report: list[str],
              task: dict[str, Any], training: TrainConfig, epochs: int, seed: int,
-             state=None, weights=None) -> dict[str, Any]:
+             state=None, weights=None, repair: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``repair``: {parent, weights, steps, seed} to distil the child from its parent first."""
     return {
+        "repair": None if repair is None else {
+            "parent": repair["parent"].to_json(), "weights": weights_to_bytes(repair["weights"]),
+            "steps": repair["steps"], "seed": repair["seed"]},
         "id": ident, "genome": genome.to_json(), "genome_hash": genome.canonical_hash(),
         "objectives": objectives, "report": report, "task": task, "training": asdict(training),
         "epochs": epochs, "seed": seed,
@@ -49,11 +54,21 @@ def evaluate_job(job: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
     if device == "auto" or (device.startswith("cuda") and not torch.cuda.is_available()):
         device = "cuda" if torch.cuda.is_available() else "cpu"  # fake GPU ids run on the CPU
     target = torch.device(device)
+    genome = Genome.from_json(job["genome"])
+    weights = weights_from_bytes(job["weights"]) if job["weights"] is not None else None
+    if job.get("repair") is not None and weights is not None:
+        spec = job["repair"]
+        try:  # an approximate child: distilled from its parent before it trains
+            weights = repair(genome, weights, Genome.from_json(spec["parent"]),
+                             weights_from_bytes(spec["weights"]), task, steps=spec["steps"],
+                             seed=spec["seed"], device=target)
+        except Exception as exc:  # noqa: BLE001 - a failing candidate never stops the run
+            return failure(job, f"repair: {type(exc).__name__}: {exc}", started)
     result = objectives.evaluate(
-        Genome.from_json(job["genome"]), chosen, task=task, training=training,
+        genome, chosen, task=task, training=training,
         epochs=job["epochs"], seed=job["seed"], report=report, device=target,
         state=state_from_bytes(job["state"]) if job["state"] is not None else None,
-        weights=weights_from_bytes(job["weights"]) if job["weights"] is not None else None)
+        weights=weights)
     if target.type == "cuda" and result.record.state is EvalState.FAILED:
         torch.cuda.empty_cache()  # after an out-of-memory, free the cache for the next one
     return {

@@ -27,7 +27,9 @@ from typing import ClassVar, Sequence
 
 import numpy as np
 
-__all__ = ["Backend", "Selection", "backend", "inverse_density", "make_selection", "normalise"]
+from .ranking import normalise, rank
+
+__all__ = ["Backend", "Selection", "backend", "inverse_density", "make_selection"]
 
 
 @contextlib.contextmanager
@@ -56,15 +58,6 @@ class Backend(ABC):
 
     @abstractmethod
     def nsga2_parents(self, F: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray: ...
-
-    def ranking(self, F: np.ndarray) -> np.ndarray:
-        """Indices best first: by front, then by crowding distance (larger first)."""
-        order = []
-        for front in self.fronts(F):
-            front = np.sort(front)
-            crowd = self.crowding(F[front]) if len(front) > 2 else np.full(len(front), np.inf)
-            order.extend(front[np.argsort(-crowd, kind="stable")])
-        return np.array(order, dtype=int)
 
 
 def _partitions(n_obj: int, k: int) -> int:
@@ -264,12 +257,12 @@ class Selection:
             out = []
             for _ in range(n):
                 sample = rng.choice(len(F), size=size, replace=False)
-                out.append(sample[self.back.ranking(F[sample])[0]])
+                out.append(sample[rank(F[sample])[0]])
             return np.array(out, dtype=int)
-        rank = np.empty(len(F), dtype=int)  # spea2, sms-emoa: binary tournament by rank and crowding
-        rank[self.back.ranking(F)] = np.arange(len(F))
+        place = np.empty(len(F), dtype=int)  # spea2, sms-emoa: binary tournament by rank and crowding
+        place[rank(F)] = np.arange(len(F))
         pairs = rng.integers(len(F), size=(n, 2))
-        return np.where(rank[pairs[:, 0]] <= rank[pairs[:, 1]], pairs[:, 0], pairs[:, 1])
+        return np.where(place[pairs[:, 0]] <= place[pairs[:, 1]], pairs[:, 0], pairs[:, 1])
 
     def choose_children(self, population: np.ndarray, children: np.ndarray, n: int,
                         rng: np.random.Generator) -> np.ndarray:
@@ -278,16 +271,6 @@ class Selection:
             return np.arange(len(children))
         p = inverse_density(population, children)
         return np.sort(rng.choice(len(children), size=n, replace=False, p=p))
-
-
-def normalise(F: np.ndarray) -> np.ndarray:
-    """Each column to [0, 1] (constant columns to 0): dominance is unchanged, and distances,
-    crowding and hypervolume no longer depend on the objectives' units (errors vs parameters)."""
-    F = np.asarray(F, dtype=float)
-    if len(F) == 0:
-        return F
-    low, span = F.min(0), np.ptp(F, axis=0)
-    return (F - low) / np.where(span > 0, span, 1.0)
 
 
 def inverse_density(reference: np.ndarray, points: np.ndarray) -> np.ndarray:

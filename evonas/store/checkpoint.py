@@ -1,10 +1,14 @@
 """Generation checkpoints: written whole or not at all, verified before they are trusted.
 
 A checkpoint is a folder ``checkpoints/gen-NNNNNN/`` holding ``population.json``, ``state.json``,
-``weights/<id>.safetensors`` and ``manifest.json`` (the SHA-256 of every other file). It is
-written under a temporary name, fsynced and renamed; then ``LATEST`` is replaced atomically. A
-reader verifies every hash and parses every file before using any of it, and falls back to the
-previous checkpoint when one is damaged.
+``weights/<id>.safetensors``, the proposers' ``operators.safetensors`` and ``manifest.json`` (the
+SHA-256 of every other file); the individuals, seen hashes and history entries that joined since
+the previous checkpoint go to a chunk in the run's ``individuals/``, chained by hash. It is
+written under a temporary name and renamed; then ``LATEST`` is replaced atomically and fsynced.
+The files themselves are not fsynced one by one (a checkpoint per generation would cost a dozen
+fsyncs): a reader verifies every hash and the whole chain and parses every file before using any
+of it, and falls back to the previous checkpoint (or the journal, which is fsynced line by line)
+when one is damaged or was torn by a power loss.
 """
 
 from __future__ import annotations
@@ -18,14 +22,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+import torch
+
 from objectives import TrainState
 
-from evonas.store.states import StateFileError, fsync_dir, load_state, save_state, write_atomic
+from evonas.store.states import (StateFileError, fsync_dir, load_state, load_weights, save_state,
+                                 save_weights, write_atomic)
 
 __all__ = ["Checkpoint", "CheckpointError", "latest", "prune", "write"]
 
 _NAME = re.compile(r"^gen-(\d{6})$")
-_FILE = re.compile(r"^(?:population\.json|state\.json|weights/[0-9]+\.safetensors)$")  # all it holds
+_FILE = re.compile(r"^(?:population\.json|state\.json|operators\.safetensors|"
+                   r"weights/[0-9]+\.safetensors)$")  # all it holds
 
 
 class CheckpointError(Exception):
@@ -41,10 +49,15 @@ class Checkpoint:
     population: dict[str, Any]
     state: dict[str, Any]
     weights: dict[int, Path] = field(default_factory=dict)
+    tensors: Path | None = None  # the proposers' tensors (operators.safetensors), if any
 
     def load_weights(self, ident: int):
         """The training state saved for individual ``ident`` (a ``TrainState``)."""
         return load_state(self.weights[ident])[0]
+
+    def load_tensors(self) -> dict[str, torch.Tensor]:
+        """The proposers' tensors, named ``<operator>/<name>`` (none: an empty dict)."""
+        return load_weights(self.tensors) if self.tensors is not None else {}
 
 
 def name(generation: int) -> str:
@@ -52,12 +65,20 @@ def name(generation: int) -> str:
 
 
 def write(run: Path, generation: int, population: Mapping[str, Any], state: Mapping[str, Any],
-          weights: Mapping[int, TrainState], *, keep: int = 3) -> Path:
+          weights: Mapping[int, TrainState], *, tensors: Mapping[str, torch.Tensor] | None = None,
+          chunk: Mapping[str, list] | None = None, keep: int = 3) -> Path:
     """Write the checkpoint of ``generation``; ``weights`` maps individual ids to their training
     states, written from memory (not copied from ``weights/``: a damaged or lost file there
-    must not reach a checkpoint)."""
+    must not reach a checkpoint).
+
+    ``chunk`` ({individuals, seen, history}: what joined since the previous checkpoint) makes the
+    checkpoint incremental: it goes to ``individuals/gen-NNNNNN.json`` in the run directory, which names
+    the previous chunk and its SHA-256, so a checkpoint costs what changed, and ``read`` rebuilds
+    the whole lists by walking the chain back (checking every link)."""
     root = run / "checkpoints"
     root.mkdir(exist_ok=True)
+    if chunk is not None:
+        state = {**state, "chunk": _write_chunk(run, generation, chunk)}
     final = root / name(generation)
     tmp = root / f".{name(generation)}.{os.getpid()}.tmp"
     if tmp.exists():
@@ -68,26 +89,75 @@ def write(run: Path, generation: int, population: Mapping[str, Any], state: Mapp
         "state.json": _json(state),
     }
     for rel, data in files.items():
-        _write_synced(tmp / rel, data)
+        _write_synced(tmp / rel, data, sync=False)
+    if tensors:
+        save_weights(tmp / "operators.safetensors", tensors)
     for ident, train_state in sorted(weights.items()):
         save_state(tmp / "weights" / f"{ident}.safetensors", train_state, {"id": ident})
     digests = {rel: _sha256(tmp / rel) for rel in _files(tmp)}
-    _write_synced(tmp / "manifest.json", _json({"generation": generation, "sha256": digests}))
-    _fsync_dir(tmp / "weights")
-    _fsync_dir(tmp)
+    _write_synced(tmp / "manifest.json", _json({"generation": generation, "sha256": digests}),
+                  sync=False)
     if final.exists():  # a checkpoint of this generation from before a crash: the new one wins
         shutil.rmtree(final)
     os.replace(tmp, final)
-    _fsync_dir(root)
     point(run, generation)
     prune(run, keep)
     return final
 
 
+def _write_chunk(run: Path, generation: int, chunk: Mapping[str, list]) -> dict[str, Any]:
+    folder = run / "individuals"
+    folder.mkdir(exist_ok=True)
+    older = [g for g in _chunks(folder) if g < generation]
+    previous = None
+    if older:
+        previous = {"generation": older[-1], "sha256": _sha256(folder / f"{name(older[-1])}.json")}
+    data = _json({"generation": generation, "previous": previous, **{k: list(v) for k, v in chunk.items()}})
+    write_atomic(folder / f"{name(generation)}.json", data, sync=False)
+    return {"generation": generation, "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _chunks(folder: Path) -> list[int]:
+    found = []
+    for child in folder.glob("gen-*.json"):
+        match = _NAME.match(child.stem)
+        if match:
+            found.append(int(match.group(1)))
+    return sorted(found)
+
+
+def _walk(run: Path, link: Any) -> dict[str, list]:
+    """The lists a chain of chunks holds, oldest first; ``CheckpointError`` at a broken link."""
+    parts: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    while link is not None:
+        if not isinstance(link, dict) or type(link.get("generation")) is not int or \
+                link["generation"] in seen or not isinstance(link.get("sha256"), str):
+            raise CheckpointError("its chain of individuals is malformed")
+        seen.add(link["generation"])
+        path = run / "individuals" / f"{name(link['generation'])}.json"
+        try:
+            if _sha256(path) != link["sha256"]:
+                raise CheckpointError(f"individuals/{path.name} does not match its SHA-256")
+        except OSError:
+            raise CheckpointError(f"individuals/{path.name} is missing") from None
+        part = _load_json(path)
+        if not isinstance(part, dict) or part.get("generation") != link["generation"]:
+            raise CheckpointError(f"individuals/{path.name} is malformed")
+        parts.append(part)
+        link = part.get("previous")
+    out: dict[str, list] = {"individuals": [], "seen": [], "history": []}
+    for part in reversed(parts):
+        for key in out:
+            if not isinstance(part.get(key), list):
+                raise CheckpointError(f"individuals/{name(part['generation'])}.json lacks {key}")
+            out[key] += part[key]
+    return out
+
+
 def point(run: Path, generation: int) -> None:
     """Make ``LATEST`` name the checkpoint of ``generation`` (replaced atomically)."""
-    write_atomic(run / "LATEST", (name(generation) + "\n").encode())
-    _fsync_dir(run)
+    write_atomic(run / "LATEST", (name(generation) + "\n").encode())  # fsyncs file and folder
 
 
 def prune(run: Path, keep: int) -> None:
@@ -103,6 +173,11 @@ def prune(run: Path, keep: int) -> None:
 def discard_after(run: Path, generation: int) -> list[str]:
     """Before resuming from ``generation``: delete leftovers of interrupted writes and every
     newer checkpoint (damaged, or about to be written again); returns the names deleted."""
+    chain = run / "individuals"
+    if chain.is_dir():  # chunks of checkpoints that are gone or never were
+        for g in _chunks(chain):
+            if g > generation:
+                (chain / f"{name(g)}.json").unlink(missing_ok=True)
     root = run / "checkpoints"
     if not root.is_dir():
         return []
@@ -180,8 +255,19 @@ def read(folder: Path, *, parse_weights: bool = True) -> Checkpoint:
             weights[int(stem)] = folder / rel
     if not isinstance(population, dict) or not isinstance(state, dict):
         raise CheckpointError("population.json and state.json must hold JSON objects")
+    if "chunk" in state:  # incremental: the whole lists come from the chain of chunks
+        lists = _walk(folder.parent.parent, state["chunk"])
+        population = {**population, "individuals": lists["individuals"]}
+        state = {**state, "seen": lists["seen"], "history": lists["history"]}
+    tensors = None
+    if "operators.safetensors" in digests:
+        tensors = folder / "operators.safetensors"
+        try:
+            load_weights(tensors)
+        except StateFileError as exc:
+            raise CheckpointError(str(exc)) from None
     _check_structure(population, state, weights)
-    return Checkpoint(folder, int(match.group(1)), population, state, weights)
+    return Checkpoint(folder, int(match.group(1)), population, state, weights, tensors)
 
 
 def _check_structure(population: dict[str, Any], state: dict[str, Any],
@@ -257,12 +343,13 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _write_synced(path: Path, data: bytes) -> None:
+def _write_synced(path: Path, data: bytes, *, sync: bool = True) -> None:
     try:
         with open(path, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
     except OSError as exc:  # a full disk, say: name the file
         raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 

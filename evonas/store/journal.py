@@ -45,10 +45,10 @@ def encode(event: dict[str, Any]) -> bytes:
     return body[:-1] + b',"sum":"' + _digest(body).encode() + b'"}'
 
 
-def append(path: Path, event: dict[str, Any]) -> None:
-    """Append ``event`` as a checksummed line, flushed and fsynced before returning; an OSError
-    (a full disk, say) names the journal."""
-    line = encode(event) + b"\n"
+def append(path: Path, *events: dict[str, Any]) -> None:
+    """Append each event as a checksummed line, flushed and fsynced (once) before returning; an
+    OSError (a full disk, say) names the journal."""
+    line = b"".join(encode(event) + b"\n" for event in events)
     new = not os.path.exists(path)
     try:
         with open(path, "ab") as f:
@@ -140,12 +140,28 @@ class _Started(_Line):
     preprocessing: Optional[dict[str, Any]] = None
 
 
+class _OperatorCounts(_Line):
+    proposals: int = Field(ge=0)
+    duplicates: int = Field(ge=0)
+    evaluated: int = Field(ge=0)
+    front: int = Field(ge=0)  # its children that entered the Pareto front
+    seconds: Finite = Field(ge=0)  # spent proposing
+
+
+class _Operators(_Line):
+    """Each operator's totals since the run started, written after every generation."""
+
+    event: Literal["operators"]
+    generation: int = Field(ge=0)
+    operators: dict[str, _OperatorCounts]
+
+
 class _Other(_Line):
     event: str
 
 
 _MODELS = {"evaluated": _Evaluation, "failed": _Evaluation, "pruned": _Pruned,
-           "generation": _Generation, "started": _Started}
+           "generation": _Generation, "started": _Started, "operators": _Operators}
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,8 @@ _OURS = re.compile(
     rf"|weights|weights/{_STATE}|weights/{_TMP_WEIGHTS}"
     rf"|checkpoints|checkpoints/{_CHECKPOINT}"
     rf"|checkpoints/{_CHECKPOINT}/(?:manifest|population|state)\.json"
+    rf"|checkpoints/{_CHECKPOINT}/operators\.safetensors"
+    rf"|individuals|individuals/gen-[0-9]{{6}}\.json|individuals/\.gen-[0-9]{{6}}\.json\.[0-9]+\.tmp"
     rf"|checkpoints/{_CHECKPOINT}/(?:weights|weights/[0-9]+\.safetensors"
     rf"|weights/\.[0-9]+\.safetensors\.[0-9]+\.tmp))$")
 
@@ -103,7 +105,8 @@ def leftovers(path: Path) -> list[Path]:
     """Temporary files of writes that were interrupted (a killed driver), in the run directory
     and its ``weights/``; checkpoints clear their own."""
     out = []
-    for folder, pattern in ((path, _TMP_TOP), (path / "weights", _TMP_WEIGHTS)):
+    for folder, pattern in ((path, _TMP_TOP), (path / "weights", _TMP_WEIGHTS),
+                            (path / "individuals", r"\.gen-[0-9]{6}\.json\.[0-9]+\.tmp")):
         if folder.is_dir() and not folder.is_symlink():
             out += [p for p in folder.iterdir() if re.fullmatch(pattern, p.name) and p.is_file()
                     and not p.is_symlink()]
@@ -125,7 +128,7 @@ class RunDir:
     def check_links(self) -> None:
         """Refuse a run whose own folders or files are symbolic links (evonas never makes one):
         writing through them would write outside the run directory."""
-        for name in ("weights", "checkpoints", *sorted(_TOP)):
+        for name in ("weights", "checkpoints", "individuals", *sorted(_TOP)):
             if (self.path / name).is_symlink():
                 raise RunDirError(f"{self.path / name} is a symbolic link; evonas never makes one "
                                   f"and will not write through it (it may lead outside the run)")
@@ -170,7 +173,7 @@ class RunDir:
                 (self.path / name).unlink(missing_ok=True)
             for leftover in leftovers(self.path):
                 leftover.unlink(missing_ok=True)
-            for name in ("weights", "checkpoints"):  # only evonas's files are in them (checked)
+            for name in ("weights", "checkpoints", "individuals"):  # only evonas's files (checked)
                 shutil.rmtree(self.path / name, ignore_errors=True)
             self.weights.mkdir()
             self._replace("config.yaml", yaml.safe_dump(config, sort_keys=False))
@@ -186,15 +189,17 @@ class RunDir:
             path.unlink(missing_ok=True)
         return found
 
-    def append(self, event: dict[str, Any]) -> None:
-        journal.append(self.path / "journal.jsonl", event)
+    def append(self, *events: dict[str, Any]) -> None:
+        """Journal ``events`` with one write and one fsync."""
+        journal.append(self.path / "journal.jsonl", *events)
 
     def write_front(self, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-        self._replace("front.csv", buffer.getvalue())
+        # derived from the journal and rewritten every generation: replaced, not fsynced
+        write_atomic(self.path / "front.csv", buffer.getvalue().encode("utf-8"), sync=False)
 
     def write_json(self, name: str, data: Any) -> None:
         """A JSON file of the run (e.g. operator states), replaced atomically."""

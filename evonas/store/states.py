@@ -100,16 +100,18 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def write_atomic(path: str | Path, data: bytes) -> None:
+def write_atomic(path: str | Path, data: bytes, *, sync: bool = True) -> None:
     """Write to a temporary name, fsync, rename, fsync the folder: a reader sees the old file or
-    the new one, and after a power loss the rename is not lost."""
+    the new one, and after a power loss the rename is not lost. ``sync=False`` skips both
+    fsyncs, for files that are checked before use or rebuilt from the journal."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:  # a full disk, say: name the file, leave no temporary behind
         try:
@@ -117,7 +119,8 @@ def write_atomic(path: str | Path, data: bytes) -> None:
         except OSError:
             pass
         raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
-    fsync_dir(path.parent)
+    if sync:
+        fsync_dir(path.parent)
 
 
 def fsync_dir(path: str | Path) -> None:

@@ -5,7 +5,8 @@ The registry maps a name to ``module:Class``; a space's module is imported only 
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ..registry import Registry
 from .base import Bounds, SearchSpace

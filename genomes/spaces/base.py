@@ -1,15 +1,19 @@
-"""The search-space interface: sample, contains, initial population, bounds."""
+"""The search-space interface: sample, contains, initial population, bounds, encodings."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterable, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
-from ..genome import Genome, input_shape_problem
+from ..checks import input_shape_problem
+from ..genome import Genome
+from ..ops import OPS
 from ..registry import MAX_ITEMS, option_names, shown
+from .encoding import describe, description_names
 
 __all__ = ["MAX_DEPTH", "MAX_KERNEL", "MAX_NODES", "MAX_PARAMS", "MAX_WIDTH", "Bounds", "SearchSpace",
            "check_rng", "choices", "count_range", "flag", "odd_kernels", "probability", "require",
@@ -52,11 +56,17 @@ class SearchSpace(ABC):
     rejects those), ``_structure_problems`` (why a valid genome has the wrong shape of graph
     for this space) and ``_default_bounds``. Constructors take keyword options only and check
     them, naming the option in the error.
+
+    ``encode`` turns a genome into a vector of ``encoding_size`` floats for predictors; by
+    default the graph description of ``genomes.spaces.encoding.describe`` over the space's
+    ``vocabulary``.
     """
 
     name: ClassVar[str]
     branching: ClassVar[bool] = True  # False: members are paths (no node has two inputs)
     editable: ClassVar[bool] = True  # False: a fixed benchmark space that operators cannot edit
+    edge_mutation: ClassVar[bool] = False  # True: ``mutate_edge`` changes one edge op (REA)
+    vocabulary: ClassVar[frozenset[str]] = frozenset(OPS)  # the ops its members may use
 
     def __init__(self, *, input_shape: Sequence[int], num_outputs: int,
                  max_nodes: int | None = None, max_params: int | None = None):
@@ -116,8 +126,8 @@ class SearchSpace(ABC):
     def why_not(self, genome: Genome) -> list[str]:
         """Reasons ``genome`` is not in this space; empty if it is."""
         if genome.input_shape != self.input_shape or genome.num_outputs != self.num_outputs:
-            return [f"genome is for input {genome.input_shape} and {genome.num_outputs} outputs, "
-                    f"the space for {self.input_shape} and {self.num_outputs}"]
+            return [(f"genome is for input {genome.input_shape} and {genome.num_outputs} outputs, "
+                     f"the space for {self.input_shape} and {self.num_outputs}")]
         if problems := genome.problems():
             return [str(p) for p in problems]
         reasons = self._structure_problems(genome)
@@ -127,6 +137,28 @@ class SearchSpace(ABC):
         if not reasons and (params := genome.num_params()) > bounds.max_params:
             reasons.append(f"has {params} parameters, more than max_params={bounds.max_params}")
         return reasons
+
+    # ---------------------------------------------------------------- encodings
+    def encoding_names(self) -> list[str]:
+        """The name of each entry of ``encode``'s vector, in order."""
+        return description_names(self.vocabulary)
+
+    @property
+    def encoding_size(self) -> int:
+        """The length of every vector ``encode`` returns for this space."""
+        return len(self.encoding_names())
+
+    def encode(self, genome: Genome) -> np.ndarray:
+        """A 1-D float vector of ``encoding_size`` finite entries describing ``genome``, equal for
+        isomorphic genomes (it ignores node ids). ``GenomeError`` for an illegal genome,
+        ``ValueError`` for one that uses ops outside ``vocabulary``."""
+        return describe(genome, self.vocabulary)
+
+    def mutate_edge(self, genome: Genome, rng: np.random.Generator) -> tuple[tuple[str, ...], str]:
+        """Give one edge of ``genome`` another op, in place, drawn with ``rng``; return (the
+        genome's node ids at the site, a description). Only spaces with ``edge_mutation``
+        (the cell spaces) implement it: regularised evolution's mutation on fixed spaces."""
+        raise NotImplementedError(f"the {self.name} space has no edge ops to mutate")
 
     def options(self) -> dict[str, Any]:
         """The constructor options, as given (scikit-learn's ``get_params``)."""

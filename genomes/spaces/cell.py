@@ -16,18 +16,25 @@ Sampling always gives such stacks of identical cells. Membership of ``cell`` is 
 network morphisms can grow a sampled network (LEMONADE-style) and stay in the space: a legal
 genome of cell-vocabulary ops that keeps the skeleton's stem (conv, batch norm) and head
 (global pooling, dense) and stays within the bounds (by default twice the largest sampled
-network). ``nb201`` is strict: only exact encodings of its 15,625 cells are members.
+network). With ``strict=True`` (always for ``nb201``) only exact encodings of cell
+architectures are members; operators then cannot edit layers, and mutation changes one edge op
+instead (``mutate_edge``, the regularised evolution mutation of Real et al., AAAI 2019).
+
+``encode`` gives predictors a one-hot vector of the edge ops; see its docstring for genomes that
+no longer decode.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from ..genome import Genome, _normalized
-from .base import MAX_WIDTH, Bounds, SearchSpace, choices, require
+from ..checks import normalized
+from ..genome import Genome
+from .base import MAX_WIDTH, Bounds, SearchSpace, choices, flag, require
 from .blocks import BODY_OPS, pick
+from .encoding import describe, description_names
 
 __all__ = ["CELL_OPS", "CellSpace"]
 
@@ -48,6 +55,12 @@ _SIGNATURES = {
 _MAX_CHAIN = max(len(c) for c in CELL_OPS.values())
 MAX_CELL_NODES = 10  # 45 edges; a network of 20 such cells per stage takes seconds to draw
 MAX_CELLS_PER_STAGE = 20
+RECORDS_KEPT = 256  # encodings whose records are kept (about 30 kB each), across instances
+# (space settings, architecture) -> records, least recently used first. Module-level, so that a
+# space built per call (``spaces.get`` in a table lookup) still finds them; never pickled.
+_RECORDS: dict[tuple, tuple[tuple, ...]] = {}
+# (op, params with their types) -> normalised params, for the few params the encodings use.
+_NORMALS: dict[tuple, dict] = {}
 CELL_VOCABULARY = BODY_OPS | {"zero"}
 
 
@@ -56,17 +69,23 @@ class _NoMatch(Exception):
 
 
 class CellSpace(SearchSpace):
-    """Cell-based networks: ``nodes`` cell nodes, one op from ``ops`` on every edge."""
+    """Cell-based networks: ``nodes`` cell nodes, one op from ``ops`` on every edge.
+
+    ``strict``: only exact encodings of cell architectures are members (as in ``nb201``); the
+    space is then not ``editable`` by layer operators, but ``mutate_edge`` changes one edge op.
+    """
 
     name = "cell"
-    strict: ClassVar[bool] = False  # True: only exact encodings are members (nb201)
+    edge_mutation = True
+    vocabulary = CELL_VOCABULARY
 
     def __init__(self, *, input_shape: Sequence[int], num_outputs: int, nodes: int = 4,
                  ops: Sequence[str] = tuple(CELL_OPS), channels: int = 16,
-                 cells_per_stage: int = 1, stages: int | None = None,
+                 cells_per_stage: int = 1, stages: int | None = None, strict: bool = False,
                  max_nodes: int | None = None, max_params: int | None = None):
         super().__init__(input_shape=input_shape, num_outputs=num_outputs, max_nodes=max_nodes,
                          max_params=max_params)
+        self.strict = flag("strict", strict)
         require(type(nodes) is int and 2 <= nodes <= MAX_CELL_NODES, "nodes",
                 f"must be an int in [2, {MAX_CELL_NODES}]", nodes)
         self.nodes = nodes
@@ -86,26 +105,48 @@ class CellSpace(SearchSpace):
         self.stages = stages
         self._stages = stages or min(most, 3)
         self._bounds: Bounds | None = None
+        # What fixes the encoding of an architecture, besides the architecture.
+        self._settings = (self.name, self.input_shape, self.num_outputs, nodes, self.ops,
+                          channels, cells_per_stage, self._stages)
+
+    @property
+    def editable(self) -> bool:  # type: ignore[override]  # an option here, not a constant
+        """Whether layer operators may edit members: not in a strict space."""
+        return not self.strict
 
     # ---------------------------------------------------------------- architecture <-> genome
     def edges(self) -> list[tuple[int, int]]:
         """Cell edges ``(i, j)`` in architecture order: by target node, then source."""
         return [(i, j) for j in range(1, self.nodes) for i in range(j)]
 
-    def encode(self, arch) -> Genome:
+    def from_arch(self, arch) -> Genome:
         """The genome of a cell architecture (one op name per edge, in ``edges()`` order)."""
         return Genome._assemble(self.input_shape, self.num_outputs, self._records(arch))
 
-    def _records(self, arch) -> list[tuple]:
-        """The encoding as ``(id, op, params, inputs, merge)`` records, in topological order."""
+    def _records(self, arch) -> tuple[tuple, ...]:
+        """The encoding as ``(id, op, params, inputs, merge)`` records, in topological order.
+
+        The last ``RECORDS_KEPT`` encodings' records are kept, since a population's parents are
+        decoded again and again. Shared: read them, never change them.
+        """
         arch = tuple(arch)
         if len(arch) != len(self.edges()) or any(op not in self.ops for op in arch):
             raise ValueError(f"a {self.name} architecture is {len(self.edges())} ops from "
                              f"{list(self.ops)}, got {arch}")
+        key = (self._settings, arch)
+        if (records := _RECORDS.pop(key, None)) is None:
+            records = self._make_records(arch)
+            if len(_RECORDS) >= RECORDS_KEPT:
+                # Evict the least recently used; another thread may be doing the same.
+                _RECORDS.pop(next(iter(_RECORDS), None), None)
+        _RECORDS[key] = records
+        return records
+
+    def _make_records(self, arch: tuple[str, ...]) -> tuple[tuple, ...]:
         records: list[tuple] = []
 
         def add(node: str, op: str, inputs: list[str], merge: str | None = None, **params) -> str:
-            records.append((node, op, params, inputs, merge))
+            records.append((node, op, self._normal(op, params), tuple(inputs), merge))
             return node
 
         c = self.channels
@@ -123,14 +164,27 @@ class CellSpace(SearchSpace):
         x = add("head_pool", "globalpool", [x], mode="avg")
         x = add("head_dense", "dense", [x], units=self.num_outputs)
         add("output", "output", [x])
-        return records
+        return tuple(records)
 
     def decode(self, genome: Genome) -> tuple[str, ...]:
         """The cell architecture of a genome of this space; ``ValueError`` if it is not one.
 
         Reads the architecture off the graph, then checks that every node and edge equals the
-        encoding of that architecture, so nothing outside the skeleton slips through.
+        encoding of that architecture, so nothing outside the skeleton slips through. Results
+        are kept by canonical hash (isomorphic genomes have one architecture), so the engine's
+        repeated questions (membership, table keys, encodings) decode a genome once.
         """
+        key = genome.canonical_hash()
+        cache = self.__dict__.setdefault("_decoded", {})
+        if key not in cache:
+            arch = self._decode(genome)[0]
+            if len(cache) >= 100_000:
+                cache.clear()
+            cache[key] = arch
+        return cache[key]
+
+    def _decode(self, genome: Genome) -> tuple[tuple[str, ...], dict[str, str]]:
+        """``decode``, with the role id of every node (``{node: role}``)."""
         try:
             arch, names = self._read(genome)
         except _NoMatch as exc:
@@ -139,7 +193,90 @@ class CellSpace(SearchSpace):
             raise ValueError(f"not a genome of the {self.name} space: it differs from the "
                              f"skeleton's encoding of its own cell architecture (channels, op "
                              f"parameters, extra nodes, or cells that are not all alike)")
-        return arch
+        return arch, names
+
+    # ---------------------------------------------------------------- encodings
+    def encoding_names(self) -> list[str]:
+        onehot = [f"edge_{i}_{j}_{op}" for i, j in self.edges() for op in self.ops]
+        return onehot if self.strict else onehot + description_names(self.vocabulary)
+
+    def encode(self, genome: Genome) -> np.ndarray:
+        """One-hot edge ops: ``len(edges())`` blocks of ``len(ops)`` entries, in ``edges()`` and
+        ``ops`` order; a non-strict space appends ``describe(genome, vocabulary)``.
+
+        A grown genome of a non-strict space (morphisms changed some cells, so it no longer
+        decodes) gets an all-zero one-hot block and its description: the length stays
+        ``encoding_size``. A strict space (``nb201``) encodes only its members: ``ValueError``
+        for a genome that does not decode. Equal architectures give equal vectors whatever their
+        node ids. (``from_arch`` makes the genome of an architecture.)
+        """
+        onehot = np.zeros((len(self.edges()), len(self.ops)))
+        try:
+            arch = self.decode(genome)
+        except ValueError:
+            if self.strict:
+                raise
+        else:
+            onehot[np.arange(len(arch)), [self.ops.index(op) for op in arch]] = 1.0
+        if self.strict:
+            return onehot.ravel()
+        return np.concatenate([onehot.ravel(), describe(genome, self.vocabulary)])
+
+    # ---------------------------------------------------------------- edge mutation
+    def neighbours(self, genome: Genome) -> list[tuple[str, ...]]:
+        """Every architecture one edge op away from ``genome``'s, in ``edges()`` then ``ops``
+        order: ``len(edges()) * (len(ops) - 1)`` of them. ``ValueError`` if it does not decode."""
+        arch = self.decode(genome)
+        return [arch[:k] + (op,) + arch[k + 1:]
+                for k in range(len(arch)) for op in self.ops if op != arch[k]]
+
+    def mutate_edge(self, genome: Genome, rng: np.random.Generator) -> tuple[tuple[str, ...], str]:
+        """Regularised evolution's mutation (Real et al., AAAI 2019): give one cell edge, drawn
+        with ``rng`` among all edges, another op of ``ops``, in every cell, editing ``genome``
+        in place. Each of the ``neighbours`` is equally likely.
+
+        Nodes off that edge keep their ids (and so their inherited weights); the new op's
+        nodes get fresh ids. Returns (the genome's nodes at the site: the replaced op's nodes,
+        or the cell nodes the edge feeds where it was a skip, description). ``ValueError`` if
+        ``genome`` does not decode.
+        """
+        arch, names = self._decode(genome)
+        moves = [(k, op) for k in range(len(arch)) for op in self.ops if op != arch[k]]
+        if not moves:
+            raise ValueError(f"the {self.name} space has one op; no edge can change")
+        k, op = moves[int(rng.integers(len(moves)))]
+        site = self._set_edge(genome, names, k, arch[k], op)
+        i, j = self.edges()[k]
+        return site, f"edge {i}->{j}: {arch[k]} -> {op}"
+
+    def _set_edge(self, genome: Genome, names: dict[str, str], k: int, old: str,
+                  new: str) -> tuple[str, ...]:
+        """Replace op ``old`` by ``new`` on edge ``k`` of every cell of a decoded genome."""
+        i, j = self.edges()[k]
+        actual = {role: node for node, role in names.items()}
+        site: list[str] = []
+        for cell in range(self._stages * self.cells_per_stage):
+            c = self.channels * 2 ** (cell // self.cells_per_stage)
+            src = actual[f"c{cell}_n{i}" if i else self._cell_input(cell)]
+            dst = actual[f"c{cell}_n{j}"]
+            chain = [actual[f"c{cell}_e{i}_{j}_{t}"] for t in range(len(CELL_OPS[old]))]
+            y = src
+            for kind, params in CELL_OPS[new]:
+                extra = {"channels": c} if kind in ("conv", "sepconv") else {}
+                y = genome.add(kind, [y], **params, **extra)
+            genome.replace_input(dst, chain[-1] if chain else src, y)  # same port
+            for node in chain:
+                genome.remove(node)
+            site += chain or [dst]
+        return tuple(site)
+
+    def _cell_input(self, cell: int) -> str:
+        """The role id of node 0 of a cell: what feeds it."""
+        if cell == 0:
+            return "stem_bn"
+        if cell % self.cells_per_stage == 0:
+            return f"r{cell // self.cells_per_stage}_out"
+        return f"c{cell - 1}_n{self.nodes - 1}"
 
     def _matches(self, genome: Genome, arch: tuple[str, ...], names: dict[str, str]) -> bool:
         """Whether ``genome``, its nodes renamed by ``names``, equals the encoding of ``arch``."""
@@ -149,25 +286,39 @@ class CellSpace(SearchSpace):
             return False
         if g.number_of_edges() != sum(len(r[3]) for r in records):
             return False
+        data, pred = g.nodes, g._pred  # a read-only walk, without the copies of the public API
         for role, op, params, inputs, merge in records:
             node = actual.get(role)
-            d = g.nodes[node] if node is not None else None
-            if d is None or d["op"] != op or d.get("merge") != merge:
+            d = data[node] if node is not None else None
+            if d is None or d["op"] != op or d.get("merge") != merge or d["params"] != params:
                 return False
-            if d["params"] != _normalized(op, params):
-                return False
-            if [names[u] for u in genome.inputs(node)] != inputs:
+            p = pred[node]
+            if len(p) < 2:
+                got = tuple(names[u] for u in p)
+            else:
+                got = tuple(names[u] for u in sorted(p, key=lambda u: p[u]["port"]))
+            # Input order matters only to concat (as in the canonical hash): a sum is a sum.
+            if got != inputs and (merge != "add" or sorted(got) != sorted(inputs)):
                 return False
         return True
 
+    @staticmethod
+    def _normal(op: str, params: dict) -> dict:
+        """``normalized(op, params)`` for the encoding's records, memoised: they come from a few
+        fixed call sites, so their keys need no sorting. Shared: do not change it."""
+        key = (op, tuple(params.items()), tuple(map(type, params.values())))
+        if (normal := _NORMALS.get(key)) is None:
+            normal = _NORMALS[key] = normalized(op, params)
+        return normal
+
     # ---------------------------------------------------------------- SearchSpace hooks
     def _sample(self, rng: np.random.Generator) -> Genome:
-        return self.encode(pick(rng, self.ops) for _ in self.edges())
+        return self.from_arch(pick(rng, self.ops) for _ in self.edges())
 
     def _default_bounds(self) -> Bounds:
         # Edges are independent, so the op heaviest on one edge is heaviest on all of them.
         if self._bounds is None:
-            full = [self.encode([op] * len(self.edges())) for op in self.ops]
+            full = [self.from_arch([op] * len(self.edges())) for op in self.ops]
             room = 1 if self.strict else 2  # room for morphisms to grow a sampled network
             self._bounds = Bounds(room * max(len(g) for g in full),
                                   room * max(g.num_params() for g in full))
@@ -240,8 +391,10 @@ class CellSpace(SearchSpace):
 
     def _read(self, genome: Genome) -> tuple[tuple[str, ...], dict[str, str]]:
         """Walk the skeleton from the input: (architecture of the first cell, {node: role id})."""
-        g, names = genome._g, {}  # read-only walk; skips the copy that genome.graph makes
-        sources = [n for n in g if g.nodes[n]["op"] == "input"]
+        # A read-only walk over networkx's own dicts (node -> attrs, node -> {successor: edge}):
+        # it skips the copy that genome.graph makes and the cost of networkx's views.
+        g, names = genome._g, {}
+        sources = [n for n, d in g._node.items() if d["op"] == "input"]
         if len(sources) != 1:
             raise _NoMatch("needs exactly one input node")
         names[sources[0]] = "input"
@@ -259,56 +412,61 @@ class CellSpace(SearchSpace):
     @staticmethod
     def _path(g, x: str, roles: list[str], names: dict) -> str:
         for role in roles:
-            succ = list(g.successors(x))
+            succ = g._succ[x]
             if len(succ) != 1:
                 raise _NoMatch(f"node {x!r} should feed one node ({role}), feeds {len(succ)}")
-            x = succ[0]
+            x = next(iter(succ))
             names[x] = role
         return x
 
     def _read_reduction(self, g, x: str, stage: int, names: dict) -> str:
-        r, heads = f"r{stage}", {g.nodes[s]["op"]: s for s in g.successors(x)}
-        if sorted(heads) != ["act", "avgpool"] or g.out_degree(x) != 2:
+        r, heads = f"r{stage}", {g._node[s]["op"]: s for s in g._succ[x]}
+        if sorted(heads) != ["act", "avgpool"] or len(g._succ[x]) != 2:
             raise _NoMatch(f"node {x!r} should start a reduction block (act and avgpool branches)")
         names[heads["act"]], names[heads["avgpool"]] = f"{r}_a0", f"{r}_b0"
         a = self._path(g, heads["act"], [f"{r}_a{t}" for t in range(1, 6)], names)
         b = self._path(g, heads["avgpool"], [f"{r}_b1"], names)
         out = self._path(g, a, [f"{r}_out"], names)
-        if list(g.successors(b)) != [out]:
+        if list(g._succ[b]) != [out]:
             raise _NoMatch(f"the reduction block after {x!r} does not close with one merge")
         return out
 
     def _read_cell(self, g, x0: str, cell: int, names: dict) -> tuple[tuple[str, ...], str]:
+        data, successors, pred = g._node, g._succ, g._pred
+
         def follow(s):
             path = []
-            while g.nodes[s]["op"] != "identity":
+            while data[s]["op"] != "identity":
                 path.append(s)
-                succ = list(g.successors(s))
+                succ = successors[s]
                 if len(succ) != 1 or len(path) > _MAX_CHAIN:
                     raise _NoMatch(f"node {s!r} is not on an edge-op chain of cell {cell}")
-                s = succ[0]
+                s = next(iter(succ))
             return path, s
 
-        ends = {follow(s)[1] for s in g.successors(x0)}
-        nodes = [x0] + sorted(ends, key=g.in_degree)
-        if [g.in_degree(n) for n in nodes[1:]] != list(range(1, self.nodes)):
+        ends = {follow(s)[1] for s in successors[x0]}
+        nodes = [x0] + sorted(ends, key=lambda n: len(pred[n]))
+        if [len(pred[n]) for n in nodes[1:]] != list(range(1, self.nodes)):
             raise _NoMatch(f"cell {cell} (from node {x0!r}) lacks the {self.nodes}-node DAG shape")
         index = {n: j for j, n in enumerate(nodes)}
         ops: dict[tuple[int, int], str] = {}
         for i in range(self.nodes - 1):
-            for s in g.successors(nodes[i]):
+            for s in successors[nodes[i]]:
                 path, end = follow(s)
                 j = index.get(end, -1)
                 if j <= i or (i, j) in ops:
                     raise _NoMatch(f"node {s!r} breaks the edge structure of cell {cell}")
-                sig = tuple((g.nodes[p]["op"], g.nodes[p]["params"].get("kernel")) for p in path)
+                sig = tuple((data[p]["op"], data[p]["params"].get("kernel")) for p in path)
                 found = [op for op in self.ops if _SIGNATURES[op] == sig]
                 if not found:
                     raise _NoMatch(f"edge {i}->{j} of cell {cell} (at node {s!r}) is no op of "
                                    f"{list(self.ops)}")
                 ops[i, j] = found[0]
-                names.update((p, f"c{cell}_e{i}_{j}_{t}") for t, p in enumerate(path))
-        names.update((n, f"c{cell}_n{j}") for j, n in enumerate(nodes) if j)
+                for t, p in enumerate(path):
+                    names[p] = f"c{cell}_e{i}_{j}_{t}"
+        for j, n in enumerate(nodes):
+            if j:
+                names[n] = f"c{cell}_n{j}"
         if len(ops) != len(self.edges()):
             raise _NoMatch(f"cell {cell} misses edges")
         return tuple(ops[e] for e in self.edges()), nodes[-1]

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ..genome import Genome
 from ..ops import ACTIVATIONS
 from ..registry import MAX_ITEMS
-from .base import (MAX_WIDTH, Bounds, SearchSpace, choices, count_range, flag, odd_kernels,
-                   probability, require)
+from .base import (
+    MAX_WIDTH,
+    Bounds,
+    SearchSpace,
+    choices,
+    count_range,
+    flag,
+    odd_kernels,
+    probability,
+    require,
+)
 from .blocks import BODY_OPS, conv_block, head, new_genome, pick
 
 __all__ = ["ChainSpace"]
-
 
 
 class ChainSpace(SearchSpace):
@@ -27,6 +35,7 @@ class ChainSpace(SearchSpace):
 
     name = "chain"
     branching = False
+    vocabulary = BODY_OPS
 
     def __init__(self, *, input_shape: Sequence[int], num_outputs: int, min_layers: int = 1,
                  max_layers: int = 5, channels: Sequence[int] = (8, 16, 32, 64),

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ..genome import Genome
 from ..ops import ACTIVATIONS
-from .base import (Bounds, SearchSpace, choices, count_range, flag, odd_kernels, require,
-                   spatial_fit)
+from .base import (
+    Bounds,
+    SearchSpace,
+    choices,
+    count_range,
+    flag,
+    odd_kernels,
+    require,
+    spatial_fit,
+)
 from .blocks import BODY_OPS, conv_block, head, new_genome, pick
 
 __all__ = ["MultiBranchSpace"]
@@ -25,6 +33,7 @@ class MultiBranchSpace(SearchSpace):
     """
 
     name = "multibranch"
+    vocabulary = BODY_OPS
 
     def __init__(self, *, input_shape: Sequence[int], num_outputs: int, stages: int | None = None,
                  min_blocks: int = 1, max_blocks: int = 4, channels: Sequence[int] = (8, 16, 32),
@@ -56,7 +65,7 @@ class MultiBranchSpace(SearchSpace):
     def _sample(self, rng: np.random.Generator) -> Genome:
         genome, x = new_genome(self.input_shape, self.num_outputs)
         size = min(self.input_shape[1:])
-        act = lambda: pick(rng, self.activations)  # noqa: E731 - local shorthand
+        act = lambda: pick(rng, self.activations)
         c_stem = pick(rng, self.channels)
         x = conv_block(genome, [x], rng, op="conv", channels=c_stem, kernels=self.kernels,
                        size=size, batchnorm=self.batchnorm, activation=act())

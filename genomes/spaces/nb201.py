@@ -9,7 +9,7 @@ e.g. ``|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv
 from __future__ import annotations
 
 import itertools
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from ..genome import Genome
 from .base import require
@@ -24,8 +24,6 @@ class NB201Space(CellSpace):
     """NAS-Bench-201's cells in its fixed skeleton; only the input shape and classes vary."""
 
     name = "nb201"
-    strict = True
-    editable = False  # its members are exactly 15,625 encodings; layer edits never land on one
 
     def __init__(self, *, input_shape: Sequence[int] = (3, 32, 32), num_outputs: int = 10,
                  max_nodes: int | None = None, max_params: int | None = None):
@@ -34,13 +32,14 @@ class NB201Space(CellSpace):
                                         for s in shape[1:]), "input_shape",
                 "must be (C, H, W) with H and W multiples of 4 and >= 12: NB201's skeleton halves "
                 "images twice and its 3x3 ops need >= 3 pixels", input_shape)
+        # Strict: its members are exactly 15,625 encodings; layer edits never land on one.
         super().__init__(input_shape=input_shape, num_outputs=num_outputs, nodes=4, ops=NB201_OPS,
-                         channels=16, cells_per_stage=5, stages=3, max_nodes=max_nodes,
-                         max_params=max_params)
+                         channels=16, cells_per_stage=5, stages=3, strict=True,
+                         max_nodes=max_nodes, max_params=max_params)
 
     def from_arch_string(self, arch: str) -> Genome:
         """The genome of an NB201 arch string; ``ValueError`` names the offending part."""
-        return self.encode(self.parse_arch_string(arch))
+        return self.from_arch(self.parse_arch_string(arch))
 
     def to_arch_string(self, genome: Genome) -> str:
         """The NB201 arch string of a genome of this space; ``ValueError`` if it is not one."""
@@ -49,7 +48,8 @@ class NB201Space(CellSpace):
     def parse_arch_string(self, arch: str) -> tuple[str, ...]:
         """``|op~0|+|op~0|op~1|+...`` -> the tuple of edge ops in ``edges()`` order."""
         if not isinstance(arch, str):
-            raise ValueError(f"an NB201 arch string is a str, got {type(arch).__name__}")
+            # ValueError, like every other malformed arch string: callers catch one kind
+            raise ValueError(f"an NB201 arch string is a str, got {type(arch).__name__}")  # noqa: TRY004
         nodes = arch.split("+")
         if len(nodes) != self.nodes - 1:
             raise ValueError(f"arch string {arch!r} has {len(nodes)} node groups, needs "

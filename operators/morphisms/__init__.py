@@ -47,4 +47,4 @@ def get(name: str, **options) -> Operator:
 def apply(name: str, genome: Genome, state_dict: Mapping[str, torch.Tensor],
           rng: np.random.Generator, *, space: SearchSpace | None = None) -> Child:
     """Apply the morphism ``name`` at a site drawn with ``rng``; parents are not modified."""
-    return get(name).propose([(genome, state_dict)], rng, space=space)
+    return get(name).make([(genome, state_dict)], rng, space=space)

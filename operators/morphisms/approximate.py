@@ -8,6 +8,7 @@ import torch
 
 from ..base import Operator, Skip
 from ..channels import SOURCES, remap, tied_sources, width
+from ..proposer import APPROXIMATE
 
 __all__ = ["RemoveLayer", "ReplaceOp", "Shrink"]
 
@@ -20,7 +21,7 @@ class RemoveLayer(Operator):
     (scale into the weights, shift into the bias), which keeps the function in eval mode.
     """
 
-    name, exact = "remove_layer", False
+    name, exact, treatment = "remove_layer", False, APPROXIMATE
 
     def _sites(self, parents):
         g = parents[0][0]
@@ -58,7 +59,7 @@ class Shrink(Operator):
     """Drop the least important output channels of a conv, sepconv or dense layer, by the L1
     norm of their weights (summed over layers tied to it by add merges)."""
 
-    name, exact = "shrink", False
+    name, exact, treatment = "shrink", False, APPROXIMATE
 
     def _sites(self, parents):
         g = parents[0][0]
@@ -83,7 +84,7 @@ class ReplaceOp(Operator):
     """Replace a convolution by a depthwise-separable one, initialised with the best rank-one
     factorisation of each input channel's kernels (exact where those kernels have rank one)."""
 
-    name, exact = "replace_op", False
+    name, exact, treatment = "replace_op", False, APPROXIMATE
 
     min_channels = 8  # with fewer inputs a separable convolution is too poor a stand-in
 

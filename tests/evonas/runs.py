@@ -42,23 +42,23 @@ def hold():
     time.sleep(600)
 
 if pause == "checkpoint":  # inside state.json of the third checkpoint
-    from evonas import checkpoint
+    from evonas.store import checkpoint
     real, seen = checkpoint._write_synced, []
-    def write(path, data):
+    def write(path, data, **kw):
         if path.name == "state.json" and len(seen) == 2:
-            real(path, data[: len(data) // 2]); hold()
+            real(path, data[: len(data) // 2], **kw); hold()
         seen.append(path.name) if path.name == "state.json" else None
-        real(path, data)
+        real(path, data, **kw)
     checkpoint._write_synced = write
 elif pause == "weights":  # a state file written, its journal line not yet
-    from evonas import engine
-    real, calls = engine.write_atomic, []
+    from evonas.store import recorder
+    real, calls = recorder.write_atomic, []
     def save(path, data):
         real(path, data); calls.append(1)
         if len(calls) == 9: hold()
-    engine.write_atomic = save
+    recorder.write_atomic = save
 elif pause == "journal":  # half a journal line written
-    from evonas import journal
+    from evonas.store import journal
     real, calls = journal.append, []
     def append(path, event):
         calls.append(1)
@@ -88,8 +88,10 @@ def lines(run: Path) -> list[dict]:
 def outcome(run: Path) -> dict:
     """What must match between runs: the final population with its values, the front, and every
     evaluation journaled (id, rung) -> values."""
+    from evonas.store import checkpoint
+
     name = (run / "LATEST").read_text().strip()
-    doc = json.loads((run / "checkpoints" / name / "population.json").read_text())
+    doc = checkpoint.read(run / "checkpoints" / name).population
     individuals = {d["id"]: d for d in doc["individuals"]}
     evaluations = [(j["id"], j["rung_epochs"], j["event"], json.dumps(j["objectives"], sort_keys=True))
                    for j in lines(run) if j["event"] in ("evaluated", "failed")]

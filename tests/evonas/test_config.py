@@ -78,6 +78,33 @@ CASES = [
     ("objective option of the wrong type", _with(objectives__1={"name": "latency", "repeats": "30"}),
      "objectives[1].repeats", "must be an int"),
     ("float as a count", _with(search__population=8.5), "search.population", "integer"),
+    # operators in the long form {name: {weight: w, <option>: <value>}}
+    ("unknown operator option", _with(search__operators={"mutate": {"weight": 2, "rate": 0.1}}),
+     "search.operators.mutate.rate", "unknown option 'rate' for operator 'mutate'; it takes no options"),
+    ("operator option without a weight", _with(search__operators={"deepen": {"rate": 0.1}}),
+     "search.operators.deepen.rate", "unknown option"),
+    ("operator entry as a list", _with(search__operators={"deepen": [1]}), "search.operators.deepen",
+     "its weight (a number) or a mapping"),
+    ("operator entry as a bool", _with(search__operators={"deepen": True}), "search.operators.deepen",
+     "true and false are not numbers"),
+    ("zero weight in the long form", _with(search__operators={"deepen": {"weight": 0}}),
+     "search.operators.deepen.weight", "> 0"),
+    ("bool weight in the long form", _with(search__operators={"deepen": {"weight": True}}),
+     "search.operators.deepen.weight", "true and false are not numbers"),
+    ("unknown operator in the long form", _with(search__operators={"teleport": {"weight": 1}}),
+     "search.operators.teleport", "deepen"),
+    ("odd operator option name", _with(search__operators={"deepen": {"my-rate": 1}}),
+     "search.operators.deepen.'my-rate'", "a word"),
+    # budgets beside generations and max_evaluations
+    ("zero seconds", _with(search__max_seconds=0), "search.max_seconds", "greater than 0"),
+    ("negative seconds", _with(search__max_seconds=-5), "search.max_seconds", "greater than 0"),
+    ("seconds as a bool", _with(search__max_seconds=True), "search.max_seconds",
+     "true and false are not numbers"),
+    ("seconds as a word", _with(search__max_seconds="long"), "search.max_seconds", "number"),
+    ("zero epochs budget", _with(search__max_epochs=0), "search.max_epochs", "greater than or equal to 1"),
+    ("fractional epochs budget", _with(search__max_epochs=2.5), "search.max_epochs", "integer"),
+    ("epochs budget as a bool", _with(search__max_epochs=True), "search.max_epochs",
+     "true and false are not numbers"),
 ]
 
 INF, NAN = float("inf"), float("nan")
@@ -129,6 +156,14 @@ HARDENING = [
     ("huge candidates", _with(search__candidates=10**6), "search.candidates", "less than or equal to 100"),
     ("huge tournament", _with(search__tournament=10**6), "search.tournament", "less than or equal to 1000"),
     ("huge max_evaluations", _with(search__max_evaluations=10**12), "search.max_evaluations", "less than"),
+    ("infinite seconds", _with(search__max_seconds=INF), "search.max_seconds", "finite number"),
+    ("NaN seconds", _with(search__max_seconds=NAN), "search.max_seconds", "finite number"),
+    ("huge seconds", _with(search__max_seconds=1e12), "search.max_seconds", "less than or equal"),
+    ("huge epochs budget", _with(search__max_epochs=10**15), "search.max_epochs", "less than or equal"),
+    ("NaN weight in the long form", _with(search__operators={"deepen": {"weight": NAN}}),
+     "search.operators.deepen.weight", "finite number"),
+    ("huge weight in the long form", _with(search__operators={"deepen": {"weight": 1e300}}),
+     "search.operators.deepen.weight", "<= 1e+06"),
     ("huge workers", _with(dispatch__workers_per_device=10**6), "dispatch.workers_per_device",
      "less than or equal to 64"),
     ("huge threads", _with(dispatch__threads_per_worker=10**6), "dispatch.threads_per_worker",
@@ -225,3 +260,91 @@ def test_shipped_configs_are_valid(name):
 
 def test_the_built_in_quick_start_is_runs_quickstart():
     assert quickstart() == yaml.safe_load((ROOT / "runs/quickstart.yaml").read_text())
+
+
+def test_operators_in_the_short_and_the_long_form():
+    config = parse(_with(search__operators={"deepen": 2, "widen": {"weight": 3}, "mutate": {}}))
+    assert config.search.operator_specs() == {"deepen": (2.0, {}), "widen": (3.0, {}), "mutate": (1.0, {})}
+    # an entry without options is a plain weight, in the config and in what is written
+    assert config.search.operators == {"deepen": 2.0, "widen": 3.0, "mutate": 1.0}
+    assert config.to_dict()["search"]["operators"] == {"deepen": 2.0, "widen": 3.0, "mutate": 1.0}
+    assert parse(config.to_dict()) == config
+    assert parse(quickstart()).search.operator_specs()["widen_kernel"] == (0.5, {})
+
+
+@pytest.fixture
+def rate_option(monkeypatch):
+    """``mutate`` taking a ``rate`` in [0, 1] (no operator declares an option yet)."""
+    import operators
+
+    real = operators.get
+
+    def get(name, /, **options):
+        if name == "mutate" and set(options) <= {"rate"}:
+            if not 0 <= options.get("rate", 0.5) <= 1:
+                raise ValueError(f"option 'rate' must be in [0, 1], got {options['rate']}")
+            return real(name)
+        return real(name, **options)
+
+    monkeypatch.setattr(operators, "get", get)
+
+
+def test_operator_options_are_kept_checked_and_round_trip(rate_option, tmp_path):
+    config = parse(_with(search__operators={"deepen": 1, "mutate": {"rate": 0.25}}))
+    assert config.search.operator_specs() == {"deepen": (1.0, {}), "mutate": (1.0, {"rate": 0.25})}
+    written = config.to_dict()
+    assert written["search"]["operators"] == {"deepen": 1.0, "mutate": {"weight": 1.0, "rate": 0.25}}
+    assert parse(written) == config
+    assert parse(yaml.safe_load(yaml.safe_dump(written))).search.operator_specs() \
+        == config.search.operator_specs()
+    with pytest.raises(ConfigError) as info:
+        parse(_with(search__operators={"mutate": {"weight": 2, "rate": 5}}))
+    assert info.value.issues == [("search.operators.mutate.rate", "must be in [0, 1], got 5")]
+    # overrides reach an option of an entry in the long form
+    loaded = load(None, ["search.operators.mutate={weight: 2, rate: 0.5}",
+                         "search.operators.mutate.rate=0.75"])
+    assert loaded.search.operator_specs()["mutate"] == (2.0, {"rate": 0.75})
+
+
+def test_overrides_of_operator_weights():
+    config = load(None, ["search.operators.mutate=2", "search.operators.crossover=0.5",
+                         "search.operators.random.weight=3"])
+    specs = config.search.operator_specs()
+    assert specs["mutate"] == (2.0, {}) and specs["crossover"] == (0.5, {}) and specs["random"] == (3.0, {})
+    assert config.search.operators["mutate"] == 2.0  # what the engine reads today
+    whole = load(None, ["search.operators={deepen: {weight: 2}, widen: 1}"])
+    assert whole.search.operator_specs() == {"deepen": (2.0, {}), "widen": (1.0, {})}
+    result = CliRunner().invoke(main, ["validate", str(ROOT / "runs/quickstart.yaml"),
+                                       "--set", "search.operators.shrink={weight: 1, depth: 2}"])
+    assert result.exit_code == 2 and "search.operators.shrink.depth:" in result.output, result.output
+    assert "Traceback" not in result.output
+    result = CliRunner().invoke(main, ["validate", str(ROOT / "runs/quickstart.yaml"),
+                                       "--set", "search.operators.mutate=0"])
+    assert result.exit_code == 2 and "search.operators.mutate: weight must be > 0" in result.output
+
+
+def test_budgets_are_read_and_written():
+    config = parse(_with(search__max_seconds=600, search__max_epochs=400))
+    assert config.search.max_seconds == 600.0 and config.search.max_epochs == 400
+    assert parse(config.to_dict()) == config
+    default = parse(quickstart()).search
+    assert default.max_seconds is None and default.max_epochs is None
+
+
+def test_validate_prints_what_the_config_plans_to_spend(tmp_path):
+    quick = str(ROOT / "runs/quickstart.yaml")
+    # 8 x 8 epochs, then 6 generations of 8 children x 2 epochs + 4 of them x 6 more
+    result = CliRunner().invoke(main, ["validate", quick])
+    assert result.exit_code == 0, result.output
+    assert "# budget: plans 56 evaluations, 304 training epochs (at most)" in result.output
+    assert "stops after" not in result.output
+    timed = CliRunner().invoke(main, ["validate", quick, "--set", "search.max_seconds=600",
+                                      "--set", "search.max_epochs=100",
+                                      "--set", "search.max_evaluations=20"])
+    assert timed.exit_code == 0, timed.output
+    assert "plans 20 evaluations, 100 training epochs (at most)" in timed.output
+    assert "search.max_evaluations (20) binds" in timed.output
+    assert "search.max_epochs (100) binds" in timed.output
+    assert "stops after 600 s at the latest" in timed.output
+    cheap = CliRunner().invoke(main, ["validate", quick, "--set", "objectives=[{name: params}]"])
+    assert cheap.exit_code == 0 and "plans 56 evaluations, no training" in cheap.output, cheap.output

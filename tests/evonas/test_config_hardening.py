@@ -100,6 +100,37 @@ def test_long_keys_values_and_paths_are_cut_in_messages(tmp_path):
     assert len(str(error)) < 2500
 
 
+def test_long_operator_options_are_cut_in_messages(tmp_path):
+    data = quickstart()
+    data["search"]["operators"] = {"mutate": {"o" * 20_000: "v" * 20_000},
+                                   "deepen": {"weight": 2, "w" * 20_000: [1] * 20_000}}
+    file = tmp_path / "long.yaml"
+    file.write_text(yaml.safe_dump(data))
+    result = _validate(str(file))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "search.operators.mutate" in result.output and "search.operators.deepen" in result.output
+    assert len(result.output) < 3000, len(result.output)
+    data["search"]["operators"] = {"deepen": {"weight": 2, 7: 1}}  # YAML keys need not be strings
+    file.write_text(yaml.safe_dump(data))
+    result = _validate(str(file))
+    assert result.exit_code == 2 and "search.operators.deepen" in result.output, result.output
+
+
+def test_budgets_and_operator_entries_through_overrides():
+    quick = str(ROOT / "runs/quickstart.yaml")
+    for setting, words in [("search.max_seconds=.inf", "search.max_seconds: Input should be a finite"),
+                           ("search.max_seconds=1 hour", "search.max_seconds: Input should be a valid"),
+                           ("search.max_epochs=-3", "search.max_epochs: Input should be greater"),
+                           ("search.operators.mutate=[1, 2]", "search.operators.mutate: an operator's"),
+                           ("search.operators.mutate.weight=0", "search.operators.mutate.weight: weight"),
+                           ("search.operators.mutate.depth=2", "search.operators.mutate.depth: unknown")]:
+        result = _validate(quick, "--set", setting)
+        assert result.exit_code == 2 and words in result.output, (setting, result.output)
+        assert "Traceback" not in result.output
+    config = load(None, ["search.max_seconds=90", "search.max_epochs=200"])
+    assert (config.search.max_seconds, config.search.max_epochs) == (90.0, 200)
+
+
 def test_overrides_reach_list_entries_by_their_dotted_key():
     config = load(None, ["objectives[0].time_penalty=0.5"])
     assert config.objectives[0].options() == {"time_penalty": 0.5}

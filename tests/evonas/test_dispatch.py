@@ -87,12 +87,11 @@ def test_workers_per_device_bounds_how_many_share_a_device():
 
 def test_a_generation_with_four_kinds_of_failure_keeps_every_healthy_result(tmp_path, monkeypatch):
     monkeypatch.setenv("EVONAS_FAULTS", "1:raise,2:nan,3:sleep,4:exit")
-    monkeypatch.setattr(engine._Loop, "JOB", staticmethod(faults.faulty))
     # a real evaluation here takes up to ~5 s from a fresh worker's start (20 s when four times
     # slower): far from 30 s, which the sleeper (600 s) passes for certain
     config = {**SMALL, "search": {**SMALL["search"], "population": 8, "generations": 1},
               "dispatch": {"backend": "local", "workers_per_device": 2, "timeout_s": 30}}
-    result = evonas.run(config, run_dir=tmp_path / "run")
+    result = engine.run(config, run_dir=tmp_path / "run", job=faults.faulty)
     by_id = {i.id: i for i in result.individuals}
     reasons = {i: by_id[i].record.reason for i in (1, 2, 3, 4)}
     assert all(by_id[i].record.state is EvalState.FAILED for i in reasons), reasons

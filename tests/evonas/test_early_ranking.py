@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import objectives as O
-from evonas.evaluation.halving import SuccessiveHalving, minimisation_matrix, rank
+from evonas.evaluation.halving import SuccessiveHalving
+from evonas.search.ranking import minimisation_matrix, rank
 from genomes import spaces
 from objectives import EvalState, EvaluationRecord, TrainConfig, evaluate, tasks
 

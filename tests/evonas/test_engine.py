@@ -103,17 +103,17 @@ def test_a_failing_candidate_never_stops_the_run(tmp_path, monkeypatch):
 
 
 def test_ctrl_c_stops_cleanly_keeping_what_is_done(tmp_path, monkeypatch):
-    calls = {"n": 0}
-    real = engine._Loop._arrived
+    from evonas.evaluation.jobs import evaluate_job
 
-    def interrupted(self, *args, **kwargs):
+    calls = {"n": 0}
+
+    def interrupted(job, device):  # the 7th evaluation is interrupted (one worker: in-process)
         calls["n"] += 1
         if calls["n"] == 7:
             raise KeyboardInterrupt
-        return real(self, *args, **kwargs)
+        return evaluate_job(job, device)
 
-    monkeypatch.setattr(engine._Loop, "_arrived", interrupted)
-    result = evonas.run(tiny(), run_dir=tmp_path / "run")
+    result = engine.run(parse(tiny()), run_dir=tmp_path / "run", job=interrupted)
     assert result.stopped and result.front
     lines = (tmp_path / "run/journal.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["event"] == "stopped"
@@ -149,26 +149,3 @@ def test_tabular_only_runs_need_no_training(tmp_path):
     assert result.front
 
 
-def test_operators_are_told_every_result_and_their_state_is_kept_with_the_run(tmp_path, monkeypatch):
-    import operators
-    from operators.mutation import Mutate
-
-    class Learning(Mutate):
-        """A stand-in for a learning proposer: counts what it was told."""
-
-        def __init__(self):
-            self.seen = 0
-
-        def tell(self, results):
-            assert all(record.genome_hash == genome.canonical_hash() for genome, record in results)
-            self.seen += len(results)
-
-        def state(self):
-            return {"seen": self.seen}
-
-    real = operators.get
-    monkeypatch.setattr(operators, "get", lambda name: Learning() if name == "mutate" else real(name))
-    result = evonas.run(tiny(), run_dir=tmp_path / "run")
-    told = json.loads((tmp_path / "run/operators.json").read_text())
-    assert told["mutate"] == {"seen": sum(i.record is not None for i in result.individuals)}
-    assert told["deepen"] == {} and told["random"] == {}

@@ -1,10 +1,12 @@
-"""`evonas front`, `show` and `export` on a finished small run, and on one still being written."""
+"""`evonas front`, `show` and `export` on a finished small run, and on one still being written;
+the operators' accounting on a run directory written by hand."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import re
 import time
 
 import numpy as np
@@ -151,3 +153,102 @@ def test_a_run_can_be_read_while_it_is_written_without_disturbing_it(small, tmp_
         time.sleep(0.05)
     assert proc.returncode == 0 and reads >= 2  # at least one read while it was going
     assert outcome(run) == expected
+
+
+# ---------------------------------------------------------------- the operators' accounting
+COUNTS = {"deepen": {"proposals": 9, "duplicates": 2, "evaluated": 7, "front": 1, "seconds": 0.25},
+          "mutate": {"proposals": 5, "duplicates": 0, "evaluated": 5, "front": 2, "seconds": 1.5}}
+
+
+def hand_made(root, accounting=()):
+    """A run directory written line by line: the config, four evaluated individuals of
+    generation 0, one child of each operator in generation 1, and ``accounting`` as
+    "operators" lines."""
+    import yaml
+
+    from evonas.config import parse
+    from evonas.store.journal import append
+    from genomes import spaces
+
+    config = parse({"name": "hand", "objectives": [{"name": "val_error"}, {"name": "params"}],
+                    "search": {"population": 4, "offspring": 2, "generations": 1,
+                               "operators": {"deepen": 1, "mutate": {"weight": 2}}}})
+    run = root / "hand"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    journal = run / "journal.jsonl"
+    append(journal, {"event": "started", "config": config.to_dict(), "preprocessing": None})
+    space = spaces.get("chain", input_shape=(1, 8, 8), num_outputs=10)
+    rng = np.random.default_rng(0)
+    made = [("initial", 0, ())] * 4 + [("deepen", 1, (0,)), ("mutate", 1, (1,))]
+    for ident, (operator, generation, parents) in enumerate(made):
+        genome = space.sample(rng)
+        append(journal, {"event": "evaluated", "id": ident, "generation": generation,
+                         "genome_hash": genome.canonical_hash(), "state": "complete",
+                         "objectives": {"val_error": 0.5 - 0.05 * ident,
+                                        "params": float(genome.num_params())},
+                         "epochs": 8, "parents": list(parents), "operator": operator,
+                         "genome": genome.to_dict()})
+    for line in accounting:
+        append(journal, line)
+    return run
+
+
+def test_front_shows_each_operators_totals_from_the_newest_line(tmp_path):
+    early = {name: {**c, "proposals": 1} for name, c in COUNTS.items()}
+    run = hand_made(tmp_path, [{"event": "operators", "generation": 0, "operators": early},
+                               {"event": "operators", "generation": 1, "operators": COUNTS}])
+    view = RunView.load(run)
+    assert view.operators == COUNTS and not view.notes
+    as_json = invoke("front", run, "--format", "json", "--operators")
+    assert as_json.exit_code == 0, as_json.output
+    doc = json.loads(as_json.output)
+    assert doc["operators"] == COUNTS and [r["id"] for r in doc["front"]] == [e.id for e in view.front()]
+    assert isinstance(json.loads(invoke("front", run, "--format", "json").output), list)  # as before
+    table = invoke("front", run, "--operators")
+    assert table.exit_code == 0, table.output
+    assert "Pareto front" in table.output and "in front" in table.output
+    assert re.search(r"mutate\W+5\W+0\W+5\W+2\W+1\.50", table.output), table.output
+    assert re.search(r"deepen\W+9\W+2\W+7\W+1\W+0\.25", table.output), table.output
+    plain = invoke("front", run)
+    assert "in front" not in plain.output
+    refused = invoke("front", run, "--format", "csv", "--operators")
+    assert refused.exit_code == 2 and "--operators works with --format table or json" in refused.output
+
+
+def test_show_gives_the_totals_of_the_operator_that_made_it(tmp_path):
+    run = hand_made(tmp_path, [{"event": "operators", "generation": 1, "operators": COUNTS}])
+    doc = json.loads(invoke("show", run, 5, "--format", "json").output)
+    assert doc["operator"] == "mutate" and doc["operator_totals"] == COUNTS["mutate"]
+    assert json.loads(invoke("show", run, 0, "--format", "json").output)["operator_totals"] is None
+    text = invoke("show", run, 4)
+    assert text.exit_code == 0, text.output
+    assert "operator deepen over the run: 9 proposals, 2 duplicates, 7 evaluated, 1 in front, " \
+           "0.25 s proposing" in text.output
+
+
+def test_a_run_without_accounting_says_so(tmp_path):
+    run = hand_made(tmp_path)
+    assert RunView.load(run).operators == {}
+    result = invoke("front", run, "--operators")
+    assert result.exit_code == 0 and "no operator accounting" in result.output
+    doc = json.loads(invoke("front", run, "--format", "json", "--operators").output)
+    assert doc["operators"] == {}
+
+
+@pytest.mark.parametrize("counts, where", [
+    ({"deepen": {**COUNTS["deepen"], "proposals": -1}}, "operators.deepen.proposals"),
+    ({"deepen": {**COUNTS["deepen"], "front": True}}, "operators.deepen.front"),
+    ({"deepen": {**COUNTS["deepen"], "seconds": "0.5"}}, "operators.deepen.seconds"),
+    ({"deepen": {k: v for k, v in COUNTS["deepen"].items() if k != "evaluated"}},
+     "operators.deepen.evaluated"),
+    ({"deepen": 3}, "operators.deepen"),
+])
+def test_a_damaged_accounting_line_is_named_and_skipped(tmp_path, counts, where):
+    good = {"event": "operators", "generation": 0, "operators": COUNTS}
+    run = hand_made(tmp_path, [good, {"event": "operators", "generation": 1, "operators": counts}])
+    view = RunView.load(run)
+    assert view.operators == COUNTS  # the newest line that can be read
+    assert any("line 9 is damaged" in note and where in note for note in view.notes), view.notes
+    result = invoke("front", run, "--operators")
+    assert result.exit_code == 0 and "warning: journal.jsonl line 9 is damaged" in result.output

@@ -200,8 +200,9 @@ def test_journal_paths_outside_the_run_are_never_read_or_deleted(fuzz_base, tmp_
     shutil.copytree(base, copy)
     lines = journal.load(copy / "journal.jsonl").lines
     last = max(e["generation"] for e in lines if e["event"] == "evaluated")
+    promoted = {e["id"] for e in lines if e["event"] == "evaluated" and e.get("rung_epochs") == 2}
     rung1 = next(e for e in lines if e["event"] == "evaluated" and e["generation"] == last
-                 and not e["rung_final"])
+                 and not e["rung_final"] and e["id"] in promoted)
     elsewhere = tmp_path / "elsewhere" / "x.safetensors"
     elsewhere.parent.mkdir()
     shutil.copy(copy / rung1["weights"].replace("-e1", "-e2"), elsewhere)  # a valid state file

@@ -250,7 +250,7 @@ def _fallback_copy(run: Path, tmp_path: Path) -> tuple[Path, Path]:
 def test_lost_run_weights_of_the_population_do_not_stop_a_resume(reference, tmp_path):
     _, run, expected = reference
     copy, fallback = _fallback_copy(run, tmp_path)
-    population = json.loads((fallback / "population.json").read_text())
+    population = checkpoint.read(fallback).population
     named = {d["id"]: d["state_file"] for d in population["individuals"]}
     lost = [copy / "weights" / named[i] for i in population["population"]]
     lost[0].unlink()  # a file the journal names, gone

@@ -199,9 +199,8 @@ def test_the_stopped_event_counts_what_was_journaled(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return evaluate_job(job, device)
 
-    monkeypatch.setattr(engine._Loop, "JOB", staticmethod(interrupted))
     config = {**TINY, "search": {**TINY["search"], "population": 5}}
-    result = evonas.run(config, run_dir=tmp_path / "run")
+    result = engine.run(config, run_dir=tmp_path / "run", job=interrupted)
     assert result.stopped
     lines = events(tmp_path / "run")
     evaluated = [e for e in lines if e["event"] == "evaluated"]

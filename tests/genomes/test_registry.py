@@ -29,8 +29,8 @@ def test_every_option_is_annotated_so_that_it_is_type_checked(label, factory):
 
 
 @pytest.mark.parametrize("build, words", [
-    (lambda: tasks.get("digits", fraction="1e-3"), "option 'fraction' must be a number, got '1e-3' "
-                                                    "(a string; YAML reads 1e-3 as text, write 0.001"),
+    (lambda: tasks.get("digits", fraction="1e-3"), ("option 'fraction' must be a number, got '1e-3' "
+                                                     "(a string; YAML reads 1e-3 as text, write 0.001")),
     (lambda: tasks.get("digits", standardize="maybe"), "option 'standardize' must be true or false"),
     (lambda: tasks.get("digits", val_fraction=[0.2]), "option 'val_fraction' must be a number"),
     (lambda: tasks.get("npz", path=3), "option 'path' must be a string"),

@@ -109,13 +109,13 @@ def test_latency_lut_is_measured_once_per_op_then_read_from_its_cache(tmp_path, 
 def test_naswot_is_finite_and_ranks_the_all_zero_network_lowest(digits_like):
     space = spaces.get("cell", input_shape=(1, 8, 8), num_outputs=4)
     naswot = O.get("naswot", batch_size=32)
-    zero = naswot.measure(Context(space.encode(["none"] * 6), digits_like))
+    zero = naswot.measure(Context(space.from_arch(["none"] * 6), digits_like))
     rng = np.random.default_rng(0)
     others = []
     for _ in range(6):
         arch = [space.ops[i] for i in rng.integers(len(space.ops), size=6)]
         arch[0] = "nor_conv_3x3"  # every other network has at least one convolution
-        others.append(naswot.measure(Context(space.encode(arch), digits_like)))
+        others.append(naswot.measure(Context(space.from_arch(arch), digits_like)))
     assert all(math.isfinite(v) for v in [zero, *others])
     assert zero < min(others)
 

@@ -38,6 +38,7 @@ def test_unknown_space_and_option_are_refused_by_name():
     ("cell", {"ops": ["nor_conv_7x7"]}, "ops"),
     ("cell", {"nodes": 1}, "nodes"),
     ("cell", {"stages": 4}, "stages"),
+    ("cell", {"strict": 1}, "strict"),
     ("nb201", {"max_params": 0}, "max_params"),
 ])
 def test_bad_options_name_the_option(name, options, key):
@@ -124,7 +125,7 @@ def test_members_may_grow_beyond_the_sampling_choices():
 def test_cell_space_reads_back_its_architecture_even_after_relabelling():
     space = _space("cell", shape=(2, 24), cells_per_stage=2)
     arch = ("nor_conv_3x3", "sep_conv_3x3", "skip_connect", "none", "max_pool_3x3", "avg_pool_3x3")
-    genome = space.encode(arch)
+    genome = space.from_arch(arch)
     assert space.decode(genome) == arch
     relabelled = genome.relabel({n: f"q{i}" for i, n in enumerate(genome)})
     assert space.decode(relabelled) == arch and space.contains(relabelled)
@@ -132,7 +133,7 @@ def test_cell_space_reads_back_its_architecture_even_after_relabelling():
 
 def test_decode_refuses_cells_that_differ_or_extra_nodes():
     space = _space("cell", cells_per_stage=2)
-    genome = space.encode(["nor_conv_3x3"] * 6)
+    genome = space.from_arch(["nor_conv_3x3"] * 6)
     odd = genome.copy()
     odd.set_params("c1_e0_1_1", kernel=1)  # cell 1's first edge becomes a 1x1 conv
     extra = genome.copy()
@@ -144,7 +145,7 @@ def test_decode_refuses_cells_that_differ_or_extra_nodes():
 
 def test_grown_cell_genomes_stay_in_the_cell_space_but_not_in_nb201():
     cell = _space("cell", cells_per_stage=2)
-    genome = cell.encode(["nor_conv_3x3"] * 6)
+    genome = cell.from_arch(["nor_conv_3x3"] * 6)
     grown = genome.copy()
     grown.set_params("c0_e0_1_1", kernel=1)  # cells no longer alike: decode refuses it
     grown.add("identity", ["c0_n3", "c0_n2"], merge="add")
@@ -156,12 +157,12 @@ def test_grown_cell_genomes_stay_in_the_cell_space_but_not_in_nb201():
     headless.remove("head_pool")
     assert not cell.contains(headless) and "head" in " ".join(cell.why_not(headless))
     nb201 = spaces.get("nb201", input_shape=(3, 32, 32), num_outputs=10)
-    member = nb201.encode(["nor_conv_3x3"] * 6)
+    member = nb201.from_arch(["nor_conv_3x3"] * 6)
     changed = member.copy()
     changed.set_params("c1_e0_1_1", kernel=1)
     assert nb201.contains(member) and not nb201.contains(changed)
     assert cell.bounds.max_params == 2 * max(
-        cell.encode([op] * 6).num_params() for op in cell.ops)
+        cell.from_arch([op] * 6).num_params() for op in cell.ops)
 
 
 @pytest.mark.parametrize("name", ALL)

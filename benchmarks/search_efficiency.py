@@ -1,0 +1,321 @@
+"""Search efficiency of evonas's strategies on the NAS-Bench-201 table (CIFAR-100, 12 epochs).
+
+Each (strategy, seed) is ONE engine run, ``evonas.run(config, run_dir=None)``, of the largest
+budget's queries (``search.max_evaluations``) with the ``tabular`` objective as its only
+objective, so nothing is trained. The smaller budgets are read off the same run (anytime
+performance): the first N evaluated individuals in id order, i.e. the first N cells the engine
+queried. Per strategy and budget, over seeds:
+
+- validation regret = (best ``--column`` in the whole table) - (best ``--column`` among the first
+  N queried cells); mean, std, median, min, max;
+- found share: the share of seeds whose first N queries include a cell with the table's best
+  ``--column`` value;
+- the ``--test-column`` value of the pick (the queried cell with the best ``--column``; the first
+  queried one on ties), read from the CSV here: reported, never used for selection.
+
+Strategies: ``random`` (the ``random`` operator, aging selection, population 10, offspring 10)
+and ``rea`` (regularised evolution: aging selection, ``mutate``, population 10, tournament 3,
+offspring 1). Generations are set to 10x the budget so that ``max_evaluations`` binds (a
+generation whose child duplicates a queried cell queries nothing). A strategy whose operator
+cannot propose an ``nb201`` child (checked by a short engine run of 15 queries) is skipped
+with its reason.
+
+Random search's expected range is computed exactly from the table: with M cells and a budget
+of N distinct cells drawn uniformly, P(best <= v) = C(#cells <= v, N) / C(M, N); the per-seed
+regret distribution this gives is sampled ``--mc`` times for the mean over the run's seed count,
+and the 2.5-97.5 % interval of that mean is the expected range (the found share's range is the
+binomial one). Last line: one JSON object with the figures and the bars' checks.
+
+    python benchmarks/search_efficiency.py [--table ../shared/data/nb201_12ep_c100_in16.csv]
+        [--column cifar100_val] [--test-column cifar100_test] [--seeds 30]
+        [--budgets 50,100,150,300] [--strategies random,rea] [--workers 2] [--mc 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_TABLE = "../shared/data/nb201_12ep_c100_in16.csv"  # relative to the repository root
+INPUT_SHAPE = (3, 32, 32)  # the nb201 space's skeleton wants (C, H, W), H and W multiples of 4
+NUM_CLASSES = 100  # CIFAR-100; nothing is trained, so the synthetic task only shapes the genome
+STRATEGIES = {
+    # name: (search section without the budget, the operator to check on nb201)
+    "random": ({"selection": "aging", "population": 10, "offspring": 10,
+                "operators": {"random": 1.0}}, "random"),
+    "rea": ({"selection": "aging", "population": 10, "offspring": 1, "tournament": 3,
+             "operators": {"mutate": 1.0}}, "mutate"),
+}
+BARS = {"rea": {"budget": 150, "max_mean_regret": 0.85, "min_found_share": 0.12}}
+
+
+def read_table(path: Path, column: str, test_column: str) -> dict[str, tuple[float, float]]:
+    """arch -> (search value, test value)."""
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        for c in ("arch", column, test_column):
+            if c not in (reader.fieldnames or []):
+                sys.exit(f"error: {path} has no column {c!r}; columns: {reader.fieldnames}")
+        return {row["arch"]: (float(row[column]), float(row[test_column])) for row in reader}
+
+
+def config(strategy: str, seed: int, budget: int, table: str, column: str) -> dict:
+    search, _ = STRATEGIES[strategy]
+    return {
+        "name": f"nb201-{strategy}", "seed": seed,
+        "task": {"dataset": "synthetic", "input_shape": list(INPUT_SHAPE),
+                 "num_classes": NUM_CLASSES, "samples": 10 * NUM_CLASSES},
+        "space": {"kind": "nb201"},
+        "search": {**search, "generations": 10 * budget, "max_evaluations": budget},
+        "objectives": [{"name": "tabular", "path": table, "value_column": column,
+                        "direction": "max"}],
+    }
+
+
+def unavailable(strategy: str, table: str, column: str) -> str | None:
+    """Why the strategy cannot run on nb201 (its operator makes no child in a short engine run,
+    or the run raises), or None if it can."""
+    import evonas
+
+    cfg = config(strategy, 0, 15, table, column)
+    cfg["search"]["generations"] = 5
+    try:
+        result = evonas.run(cfg, run_dir=None)
+    except Exception as exc:  # noqa: BLE001  (any failure is the reason it cannot run)
+        return f"the engine raised {type(exc).__name__}: {exc}"
+    children = [i for i in result.individuals if i.operator != "initial"]
+    if not children:
+        return (f"its operator {STRATEGIES[strategy][1]!r} made no child in 5 generations "
+                f"(it cannot propose an nb201 genome yet)")
+    return None
+
+
+def one_run(strategy: str, seed: int, budget: int, table: str, column: str) -> dict:
+    """One engine run; the queried cells' arch strings and values in id order."""
+    import evonas
+    import evonas.engine
+    from genomes import spaces
+
+    space = spaces.get("nb201", input_shape=INPUT_SHAPE, num_outputs=NUM_CLASSES)
+    start = time.perf_counter()
+    result = evonas.run(config(strategy, seed, budget, table, column), run_dir=None)
+    wall = time.perf_counter() - start
+    queried = sorted((i for i in result.individuals if i.record is not None), key=lambda i: i.id)
+    cells = []
+    for ind in queried:
+        value = ind.record.objectives.get(column) if ind.complete else None
+        cells.append((space.to_arch_string(ind.genome), value))
+    return {"strategy": strategy, "seed": seed, "wall_s": wall, "cells": cells,
+            "failed": sum(v is None for _, v in cells)}
+
+
+def summarise(runs: list[dict], table: dict, best: float, budgets: list[int]) -> dict:
+    out = {}
+    for n in budgets:
+        regrets, tests, found = [], [], 0
+        for run in runs:
+            first = [(a, v) for a, v in run["cells"][:n] if v is not None]
+            if not first:
+                continue
+            arch, value = max(first, key=lambda c: c[1])  # max keeps the first on ties
+            regrets.append(best - value)
+            tests.append(table[arch][1])
+            found += value >= best
+        out[str(n)] = {
+            "seeds": len(regrets),
+            "mean_regret": _r(statistics.fmean(regrets)), "std_regret": _r(_std(regrets)),
+            "median_regret": _r(statistics.median(regrets)),
+            "min_regret": _r(min(regrets)), "max_regret": _r(max(regrets)),
+            "found_share": _r(found / len(regrets)),
+            "mean_test": _r(statistics.fmean(tests)), "std_test": _r(_std(tests)),
+            "short_runs": sum(len(r["cells"]) < n for r in runs),
+        }
+    return out
+
+
+def random_expectation(values: np.ndarray, budgets: list[int], seeds: int, sims: int,
+                       rng: np.random.Generator) -> dict:
+    """Exact per-seed law of random search's regret over N distinct uniform cells; the 2.5-97.5 %
+    interval of its mean over ``seeds`` seeds by sampling that law ``sims`` times."""
+    m = len(values)
+    uniq, counts = np.unique(values, return_counts=True)  # ascending
+    below = np.cumsum(counts)  # cells with value <= uniq[k]
+    best = uniq[-1]
+    out = {}
+    for n in budgets:
+        cdf = np.exp(_log_cdf(below, n, m))  # P(best <= uniq[k])
+        pmf = np.diff(np.concatenate([[0.0], cdf]))
+        pmf = np.clip(pmf, 0, None)
+        pmf /= pmf.sum()
+        regret = best - uniq
+        mean = float(pmf @ regret)
+        std = float(math.sqrt(max(pmf @ (regret - mean) ** 2, 0.0)))
+        p_found = float(pmf[-1])
+        draws = rng.choice(regret, size=(sims, seeds), p=pmf).mean(axis=1)
+        lo, hi = np.percentile(draws, [2.5, 97.5])
+        found = rng.binomial(seeds, p_found, size=sims) / seeds
+        flo, fhi = np.percentile(found, [2.5, 97.5])
+        out[str(n)] = {"mean_regret": _r(mean), "std_regret_per_seed": _r(std),
+                       "mean_regret_interval": [_r(lo), _r(hi)], "found_probability": _r(p_found),
+                       "found_share_interval": [_r(flo), _r(fhi)]}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--table", default=DEFAULT_TABLE,
+                    help="NB201 CSV (relative paths are taken from the repository root)")
+    ap.add_argument("--column", default="cifar100_val", help="the column searched on (max)")
+    ap.add_argument("--test-column", default=None,
+                    help="the column reported for the pick (default: --column with _val -> _test)")
+    ap.add_argument("--seeds", type=int, default=30)
+    ap.add_argument("--budgets", default="50,100,150,300")
+    ap.add_argument("--strategies", default="random,rea")
+    ap.add_argument("--workers", type=int, default=2, help="processes running seeds in parallel")
+    ap.add_argument("--mc", type=int, default=10_000, help="samples for random search's range")
+    args = ap.parse_args()
+
+    table_path = Path(args.table).expanduser()
+    if not table_path.is_absolute():
+        table_path = ROOT / table_path
+    if not table_path.is_file():
+        print(f"error: the NB201 table {str(table_path)!r} does not exist; pass --table PATH "
+              f"(see shared/data/README.md)", file=sys.stderr)
+        sys.exit(2)
+    test_column = args.test_column or args.column.replace("_val", "_test")
+    budgets = sorted({int(b) for b in args.budgets.split(",") if b.strip()})
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    for s in strategies:
+        if s not in STRATEGIES:
+            ap.error(f"unknown strategy {s!r}; known: {list(STRATEGIES)}")
+    if not budgets or budgets[0] < 1 or args.seeds < 1 or args.workers < 1:
+        ap.error("budgets, seeds and workers must be >= 1")
+    budget = budgets[-1]
+
+    table = read_table(table_path, args.column, test_column)
+    values = np.array([v for v, _ in table.values()])
+    best = float(values.max())
+    best_cells = int((values == best).sum())
+    print(f"table {table_path.name}: {len(table)} cells, best {args.column} {best} "
+          f"({best_cells} cell{'s' * (best_cells > 1)}); budgets {budgets}, {args.seeds} seeds")
+
+    skipped = {}
+    for s in list(strategies):
+        if (why := unavailable(s, str(table_path), args.column)) is not None:
+            print(f"warning: skipping {s}: {why}", file=sys.stderr)
+            skipped[s] = why
+            strategies.remove(s)
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    start = time.perf_counter()
+    jobs = [(s, seed) for s in strategies for seed in range(args.seeds)]
+    runs: dict[str, list[dict]] = {s: [] for s in strategies}
+    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(one_run, s, seed, budget, str(table_path), args.column)
+                   for s, seed in jobs]
+        for k, fut in enumerate(futures):
+            run = fut.result()
+            runs[run["strategy"]].append(run)
+            print(f"  {run['strategy']} seed {run['seed']}: {len(run['cells'])} queries, "
+                  f"{run['wall_s']:.1f} s ({k + 1}/{len(jobs)})", flush=True)
+    total = time.perf_counter() - start
+
+    results = {"table": table_path.name, "column": args.column, "test_column": test_column,
+               "table_cells": len(table), "table_best": best, "seeds": args.seeds,
+               "budgets": budgets, "workers": args.workers, "strategies": {}, "skipped": skipped}
+    for s in strategies:
+        walls = [r["wall_s"] for r in runs[s]]
+        dup = sum(len(r["cells"]) - len({a for a, _ in r["cells"]}) for r in runs[s])
+        results["strategies"][s] = {
+            "budgets": summarise(runs[s], table, best, budgets),
+            "mean_wall_s_per_run": _r(statistics.fmean(walls)),
+            "mean_ms_per_query": _r(1e3 * sum(walls) / sum(len(r["cells"]) for r in runs[s])),
+            "failed_queries": sum(r["failed"] for r in runs[s]), "duplicate_queries": dup,
+        }
+    expected = random_expectation(values, budgets, args.seeds, args.mc, np.random.default_rng(0))
+    results["random_expected"] = {"method": f"exact per-seed law, {args.mc} samples of the "
+                                            f"{args.seeds}-seed mean", "budgets": expected}
+    inside = {}
+    if "random" in strategies:
+        for n in budgets:
+            got = results["strategies"]["random"]["budgets"][str(n)]
+            lo, hi = expected[str(n)]["mean_regret_interval"]
+            flo, fhi = expected[str(n)]["found_share_interval"]
+            inside[str(n)] = {"mean_regret": lo <= got["mean_regret"] <= hi,
+                              "found_share": flo <= got["found_share"] <= fhi}
+        results["random_in_expected_range"] = inside
+    results["total_wall_s"] = _r(total)
+
+    bar = BARS["rea"]
+    rea = results["strategies"].get("rea", {}).get("budgets", {}).get(str(bar["budget"]))
+    rand = inside.get(str(bar["budget"]))
+    results["bars"] = {
+        "rea@150 mean_regret <= 0.85": None if rea is None else rea["mean_regret"] <= bar["max_mean_regret"],
+        "rea@150 found_share >= 0.12": None if rea is None else rea["found_share"] >= bar["min_found_share"],
+        "random@150 mean_regret in expected range": None if rand is None else rand["mean_regret"],
+    }
+
+    print()
+    print(f"{'strategy':<8} {'N':>4} {'regret mean':>11} {'std':>6} {'median':>6} {'min':>6} "
+          f"{'max':>6} {'found':>6} {'test mean':>9} {'std':>5}")
+    for s in strategies:
+        for n in budgets:
+            b = results["strategies"][s]["budgets"][str(n)]
+            print(f"{s:<8} {n:>4} {b['mean_regret']:>11.3f} {b['std_regret']:>6.3f} "
+                  f"{b['median_regret']:>6.3f} {b['min_regret']:>6.3f} {b['max_regret']:>6.3f} "
+                  f"{b['found_share']:>6.1%} {b['mean_test']:>9.2f} {b['std_test']:>5.2f}")
+    print()
+    print("random search, expected (exact law; interval of the mean over "
+          f"{args.seeds} seeds):")
+    for n in budgets:
+        e = expected[str(n)]
+        lo, hi = e["mean_regret_interval"]
+        mark = ""
+        if str(n) in inside:
+            mark = "  engine inside" if inside[str(n)]["mean_regret"] else "  ENGINE OUTSIDE"
+        print(f"  N={n:>4}: mean regret {e['mean_regret']:.3f} [{lo:.3f}, {hi:.3f}], "
+              f"P(found) {e['found_probability']:.2%}{mark}")
+    for s in strategies:
+        r = results["strategies"][s]
+        print(f"{s}: {r['mean_wall_s_per_run']:.1f} s per run, {r['mean_ms_per_query']:.0f} ms "
+              f"per query")
+    print(f"total {total:.0f} s on {args.workers} workers; bars: {results['bars']}")
+    print(json.dumps(results))
+
+
+def _log_cdf(k: np.ndarray, n: int, m: int) -> np.ndarray:
+    """log C(k, n) - log C(m, n), with C(k, n) = 0 for k < n."""
+    k = np.asarray(k, dtype=float)
+    out = np.full(k.shape, -np.inf)
+    ok = k >= n
+    kk = k[ok]
+    out[ok] = (_lgamma(kk + 1) - _lgamma(kk - n + 1)) - (_lgamma(m + 1) - _lgamma(m - n + 1))
+    return out
+
+
+def _lgamma(x: np.ndarray) -> np.ndarray:
+    return np.vectorize(math.lgamma, otypes=[float])(x)
+
+
+def _std(xs: list[float]) -> float:
+    return statistics.stdev(xs) if len(xs) > 1 else 0.0
+
+
+def _r(x: float) -> float:
+    return round(float(x), 4)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,498 @@
+"""Ask and tell: a search a caller drives (Optuna's ``Study.ask/tell``, pymoo's ``Algorithm.next``).
+
+``ask()`` gives the trials to evaluate now: each has an id, a genome, the weights it inherits (or
+the training state it continues from) and a fidelity (epochs). ``tell(id, values)`` reports one.
+When a rung of a generation is told, the search ranks it (successive halving), and when the last
+rung is told it lets the strategy survive, records the generation and checkpoints it. The journal
+has every told result at once, so a kill between an ask and its tell loses nothing that was told,
+and a resumed search asks only for what was not. ``evonas.run`` is this loop with the built-in
+evaluator (``evonas.evaluation.evaluator``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from genomes import Genome
+from objectives import EvalState, EvaluationRecord, TrainState
+from operators import Child
+from operators.proposer import APPROXIMATE, FRESH
+
+from .config import RunConfig, parse
+from .evaluation.halving import SuccessiveHalving
+from .evaluation.screening import screen
+from .individual import Individual
+from .progress import Progress
+from .resolve import Resolved, resolve
+from .search.budget import Budget
+from .search.ranking import minimisation_matrix, rank
+from .search.strategy import Strategy
+from .store import checkpoint
+from .store.journal import Replay
+from .store.lock import RunLock
+from .store.recorder import Recorder, now
+from .store.rundir import RunDir, RunDirError
+from .store.states import load_state
+
+__all__ = ["RunResult", "Search", "Trial"]
+
+
+@dataclass
+class RunResult:
+    """What a run found: every individual, the last population, and the Pareto front."""
+
+    config: RunConfig
+    run_dir: Path | None
+    individuals: list[Individual]
+    population: list[Individual]
+    front: list[Individual]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stopped: bool = False
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One evaluation to run: train ``genome`` up to ``fidelity`` epochs, starting from ``state``
+    (a promoted candidate continues) or else from ``weights`` (inherited; None: a fresh start
+    from ``seed``). ``treatment`` says how: exact children fine-tune at a lower rate,
+    approximate ones are first repaired against ``parent`` (genome, weights)."""
+
+    id: int
+    genome: Genome
+    fidelity: int
+    treatment: str
+    generation: int
+    operator: str
+    parents: tuple[int, ...]
+    seed: int
+    final: bool
+    weights: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+    state: TrainState | None = field(default=None, repr=False)
+    parent: tuple[Genome, dict[str, torch.Tensor]] | None = field(default=None, repr=False)
+
+
+@dataclass
+class _Batch:
+    """A generation under evaluation: its candidates, its rungs, and who is still training."""
+
+    generation: int
+    rungs: list[int]
+    alive: list[Individual]
+    children: dict[int, Child | None]
+    level: int = 0
+    told: dict[int, EvaluationRecord] = field(default_factory=dict)
+
+
+class Search:
+    """A search over one config; ``run_dir`` keeps it (journal, weights, checkpoints).
+
+    Use it as a context manager, or call ``close()``: it holds the run directory's lock.
+    """
+
+    def __init__(self, config: RunConfig | Mapping, run_dir: str | Path | None = None, *,
+                 force: bool = False, progress: Progress | None = None):
+        config = config if isinstance(config, RunConfig) else parse(dict(config))
+        resolved = resolve(config)
+        rundir, lock = None, None
+        if run_dir is not None:
+            RunDir(run_dir).check_new(force=force)  # before anything is written there
+            try:
+                Path(run_dir).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise RunDirError(f"cannot create the run directory {str(run_dir)!r}: "
+                                  f"{exc.strerror or exc}") from None
+            lock = RunLock(run_dir).acquire()
+            try:
+                rundir = RunDir(run_dir).create(config.to_dict(), force=force)
+            except BaseException:
+                lock.release()
+                raise
+            pre = resolved.task.preprocessing
+            rundir.append({"event": "started", "config": config.to_dict(),
+                           "preprocessing": pre.to_dict() if pre is not None else None,
+                           "time": now()})
+        self._open(resolved, rundir, lock, progress)
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, *, generations: int | None = None,
+               progress: Progress | None = None) -> Search:
+        """Continue the run in ``run_dir`` from its newest checkpoint that verifies; results
+        journaled after it are taken from the journal."""
+        from .store.reopen import reopen
+
+        progress = progress or Progress(quiet=True)
+        opened = reopen(Path(run_dir), generations, progress)
+        self = cls.__new__(cls)
+        try:
+            self._open(opened.resolved, opened.rundir, opened.lock, progress,
+                       generations=opened.generations, start=opened.start, replay=opened.replay)
+        except BaseException:
+            opened.lock.release()
+            raise
+        return self
+
+    def _open(self, r: Resolved, rundir: RunDir | None, lock: RunLock | None,
+              progress: Progress | None, *, generations: int | None = None,
+              start: checkpoint.Checkpoint | None = None, replay: Replay | None = None) -> None:
+        self.r, self.config, self._lock = r, r.config, lock
+        self.progress = progress or Progress(quiet=True)
+        c = self.config
+        self.generations = c.search.generations if generations is None else generations
+        self.recorder = Recorder(rundir, keep=c.checkpoints.keep, replay=replay,
+                                 warn=self.progress.warn)
+        self.cheap = [o for o in r.objectives if o.cost == "cheap"]
+        self.expensive = [o for o in r.objectives if o.cost == "expensive"]
+        self.trains = bool(self.expensive)  # all objectives cheap: nothing trains, nothing is built
+        self.strategy = Strategy(
+            space=r.space, directions=r.directions, cheap=[o.key for o in self.cheap],
+            selection=c.search.selection, backend=c.search.backend,
+            tournament=c.search.tournament, candidates=c.search.candidates,
+            operators_=c.search.operator_specs(), rng=self._rng)
+        self.individuals: list[Individual] = []
+        self.population: list[Individual] = []
+        self.front: list[Individual] = []
+        self.seen: set[str] = set()
+        self._seen_order: list[str] = []  # the same hashes, in the order they were seen
+        self.history: list[dict[str, Any]] = []
+        self._by_id: dict[int, Individual] = {}
+        self.next_id, self.generation = 0, -1  # the last generation that ended
+        self.evaluations = 0  # individuals whose whole schedule ended (max_evaluations counts them)
+        self.counted: set[int] = set()  # ids whose schedule ended in this session
+        self.stopped = self.finished = False
+        self._batch: _Batch | None = None
+        self._pending: dict[int, Trial] = {}
+        used = None
+        if start is not None:
+            self._restore(start)
+            used = {"evaluations": self.evaluations, "generations": start.generation,
+                    **start.state.get("budget", {})}
+        self.budget = Budget.of(c, generations=self.generations, used=used, expensive=self.trains)
+        self.progress.start(self.budget.planned.evaluations, budget=self.budget)
+        if start is not None:
+            self.progress.advance(self.evaluations)
+
+    # ------------------------------------------------------------------ the public loop
+    @property
+    def done(self) -> bool:
+        return self.finished or self.stopped
+
+    def ask(self) -> list[Trial]:
+        """The trials to evaluate now (the same ones again until they are told); empty when the
+        search has ended."""
+        while not self._pending and not self.done:
+            if self._batch is None:
+                if not self._next_batch():
+                    self._finish()
+                    break
+            elif not self._ask_rung():
+                self._end_rung()
+        return list(self._pending.values())
+
+    def tell(self, ident: int, value: Mapping[str, float] | EvaluationRecord | BaseException, *,
+             state: TrainState | bytes | None = None, seconds: float | None = None,
+             device: str | None = None) -> EvaluationRecord:
+        """Report trial ``ident``: its expensive objectives' values (a mapping), a whole
+        ``EvaluationRecord``, or an exception (it failed). ``state`` is where its training
+        stopped (kept with the run, so a promoted trial can continue from it)."""
+        if ident not in self._pending:
+            raise ValueError(f"trial {ident} was not asked for, or was told already")
+        trial = self._pending[ident]
+        ind = self._by_id[ident]
+        record = self._record(ind, trial, value)
+        del self._pending[ident]
+        if seconds is not None:
+            ind.seconds += float(seconds)
+        if isinstance(state, bytes):
+            from .store.states import state_from_bytes
+
+            ind.state = state_from_bytes(state)
+        elif state is not None:
+            ind.state = state
+        self.recorder.result(ind, record, epochs=trial.fidelity, final=trial.final,
+                             state=state if record.ok else None, device=device)
+        self._batch.told[ident] = record
+        self.budget.spend(epochs=max(record.epochs - self._reached(ind), 0))
+        if not self._pending and not self._ask_rung():
+            self._end_rung()
+        return record
+
+    def stop(self) -> None:
+        """Journal that the run stopped here (Ctrl-C); what was told stays."""
+        if self.done:
+            return
+        self.stopped = True
+        partial = len(self.recorder.started - self.counted)
+        self.recorder.event({"event": "stopped", "evaluations": self.evaluations + partial,
+                             "complete_schedules": self.evaluations, "time": now()})
+
+    def result(self) -> RunResult:
+        return RunResult(self.config, self.recorder.path, self.individuals, self.population,
+                         self.front, self.history, self.stopped)
+
+    def close(self) -> None:
+        self.progress.stop()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> Search:
+        return self
+
+    def __exit__(self, kind, *exc) -> None:
+        if kind is KeyboardInterrupt:
+            self.stop()
+        self.close()
+
+    # ------------------------------------------------------------------ batches
+    def _next_batch(self) -> bool:
+        """Start the next generation (the initial population first); False when the budget or
+        the generations are spent."""
+        g = self.generation + 1
+        search = self.config.search
+        if g > 0 and (g > self.generations or self.budget.exhausted()):
+            return False
+        if g == 0:
+            n = min(search.population, self.budget.planned.evaluations)
+            genomes = self.r.space.initial(self._rng("initial"), n)
+            batch = [(self._new(genome, 0), None) for genome in genomes]
+        else:
+            room = self.budget.left().get("evaluations")
+            n = min(search.offspring, room) if room is not None else search.offspring
+            proposals = self.strategy.propose(self.population, g, self.strategy.wanted(n),
+                                              seen=self.seen, budget=self.budget.left(),
+                                              weights=self.trains)
+            batch = [(self._new(p.child.genome, g, operator=p.operator, parents=p.parents,
+                                detail=p.child.provenance.detail, weights=p.child.state_dict,
+                                treatment=p.child.treatment,
+                                inherited=p.child.treatment == "exact"), p) for p in proposals]
+        alive, children = [], {}
+        for ind, proposal in batch:
+            self.seen.add(ind.genome.canonical_hash())
+            self._seen_order.append(ind.genome.canonical_hash())
+            self.individuals.append(ind)
+            self._by_id[ind.id] = ind
+            children[ind.id] = proposal.child if proposal is not None else None
+            if self._screen(ind):
+                alive.append(ind)
+        if g > 0:
+            keep = set(self.strategy.choose(self.population, alive, n, g))
+            for i, ind in enumerate(alive):
+                if i not in keep:  # an unchosen candidate is never trained
+                    self.individuals.remove(ind)
+                    proposal = next(p for j, p in batch if j is ind)
+                    self.strategy.discarded.append(
+                        self.strategy.result(proposal, None, "unchosen", g))
+                    children.pop(ind.id)
+            alive = [ind for i, ind in enumerate(alive) if i in keep]
+        er = self.config.training.early_ranking
+        rungs = [self.config.training.epochs] if g == 0 or er is None else list(er.rungs)
+        self._batch = _Batch(g, rungs if self.trains else [0], alive, children)
+        self._halving = SuccessiveHalving(rungs=self._batch.rungs or [1], keep=er.keep if
+                                          er is not None and g > 0 else 1.0) if self.trains else None
+        return True
+
+    def _screen(self, ind: Individual) -> bool:
+        """Cheap objectives before any training; a failure fails (and journals) the individual.
+        Without training, screening completes it."""
+        line = self.recorder.screened(ind)
+        if line is not None:  # resumed: as journaled
+            if line["event"] == "failed" and line.get("rung_epochs") == 0:
+                ind.record, ind.seconds = EvaluationRecord.from_dict(line), line["seconds"]
+                self._count(ind)
+                return False
+            ind.cheap = {o.key: float(line["objectives"][o.key]) for o in self.cheap}
+            return True
+        done = screen(ind.genome, self.cheap, task=self.r.task, device=self.r.device,
+                      seed=self._seed("train", ind.id))
+        ind.cheap, ind.seconds = done.values, ind.seconds + done.seconds
+        if done.reason is not None:
+            ind.record = EvaluationRecord(ind.genome.canonical_hash(), EvalState.FAILED,
+                                          done.values, reason=done.reason)
+            self.recorder.event(ind.journal_line(rung_epochs=0))
+            self._count(ind)
+            return False
+        if not self.trains:  # every objective measured: complete, journaled as rung 0
+            record = EvaluationRecord(ind.genome.canonical_hash(), EvalState.COMPLETE, done.values)
+            self.recorder.result(ind, record, epochs=0, final=True)
+        return True
+
+    def _ask_rung(self) -> bool:
+        """Make the current rung's trials (replayed results are taken from the journal); False
+        when none is left to evaluate."""
+        b = self._batch
+        epochs, final = b.rungs[b.level], b.level == len(b.rungs) - 1
+        for ind in b.alive:
+            if ind.id in b.told or ind.id in self._pending:
+                continue
+            record = self.recorder.replayed(ind, epochs)
+            if record is None and not self.trains:
+                record = EvaluationRecord(ind.genome.canonical_hash(), EvalState.COMPLETE, ind.cheap)
+            if record is not None:
+                b.told[ind.id] = self._merged(ind, record)
+                self.budget.spend(epochs=max(record.epochs - self._reached(ind), 0))
+                continue
+            self._pending[ind.id] = self._trial(ind, epochs, final)
+        return bool(self._pending)
+
+    def _trial(self, ind: Individual, epochs: int, final: bool) -> Trial:
+        state = ind.state
+        if state is None and ind.state_file is not None:  # promoted after a restart
+            state = load_state(ind.state_file, ind.state_sha256)[0]
+        parent = None
+        if state is None and ind.treatment == APPROXIMATE and ind.parents:
+            first = self._by_id.get(ind.parents[0])
+            if first is not None:
+                parent = (first.genome, first.trained_weights)
+        return Trial(ind.id, ind.genome, epochs, ind.treatment if ind.weights is not None else FRESH,
+                     ind.generation, ind.operator, ind.parents, self._seed("train", ind.id), final,
+                     weights=ind.weights if state is None else None, state=state, parent=parent)
+
+    def _end_rung(self) -> None:
+        """Rank the rung just told; promote the best (successive halving) or end the batch."""
+        b = self._batch
+        ok = [ind for ind in b.alive if b.told[ind.id].ok]
+        for ind in b.alive:
+            if not b.told[ind.id].ok:
+                ind.record = b.told[ind.id]
+                self._count(ind)
+        order = [ok[i] for i in rank(minimisation_matrix([b.told[i.id] for i in ok],
+                                                         self.r.directions))] if ok else []
+        promoted = self._halving.promote(b.level, order) if self._halving else order
+        for ind in order[len(promoted):]:
+            ind.record = b.told[ind.id].with_state(EvalState.PRUNED)
+            if ind.id not in self.recorder.replay.pruned:
+                self.recorder.event({"event": "pruned", "id": ind.id, "epochs": ind.record.epochs})
+            self._count(ind)
+        if b.level == len(b.rungs) - 1:
+            for ind in promoted:
+                ind.record = b.told[ind.id]
+                self._count(ind)
+            self._end_batch()
+        else:
+            b.alive, b.level, b.told = promoted, b.level + 1, {}
+
+    def _end_batch(self) -> None:
+        b, self._batch = self._batch, None
+        g = b.generation
+        members = [self._by_id[i] for i in b.children]
+        done = [m for m in members if m.complete]
+        if g == 0 and not done:
+            raise RuntimeError("every individual of the first generation failed; see the journal")
+        self.front = self.strategy.front(self.front + done)
+        front_ids = {f.id for f in self.front}
+        self.strategy.tell([(m, b.children[m.id]) for m in members], front_ids, g)
+        pool = done if g == 0 else self.population + done
+        self.population = self.strategy.survive(pool, self.config.search.population, g)
+        summary = {"event": "generation", "generation": g, "evaluations": self.evaluations,
+                   "population": [p.id for p in self.population], "front": sorted(front_ids)}
+        self.history.append(summary)
+        if g not in self.recorder.replay.generations:
+            accounts = {"event": "operators", "generation": g, "operators": self.strategy.accounts()}
+            self.recorder.event(summary, *([accounts] if g > 0 else []))
+        self.recorder.front(self.front, list(self.r.directions), [o.key for o in self._report])
+        best = {k: (min if d == "min" else max)(f.record.objectives[k] for f in self.front)
+                for k, d in self.r.directions.items()}
+        self.progress.status(f"generation {g}/{self.generations}: front of {len(self.front)}, "
+                             "best " + ", ".join(f"{k} {v:.4g}" for k, v in best.items()))
+        self.generation = g
+        self.budget.generation_done(g)
+        self._checkpoint()
+
+    def _finish(self) -> None:
+        self.finished = True
+        self.recorder.event({"event": "finished", "generations": self.generations,
+                             "evaluations": self.evaluations, "time": now()})
+
+    # ------------------------------------------------------------------ records
+    def _record(self, ind: Individual, trial: Trial, value: Any) -> EvaluationRecord:
+        genome_hash = ind.genome.canonical_hash()
+        if isinstance(value, EvaluationRecord):
+            record = value
+        elif isinstance(value, BaseException):
+            record = EvaluationRecord(genome_hash, EvalState.FAILED, epochs=trial.fidelity,
+                                      reason=f"{type(value).__name__}: {value}")
+        elif isinstance(value, Mapping):
+            keys = [o.key for o in self.expensive]
+            if missing := [k for k in keys if k not in value]:
+                raise ValueError(f"trial {ind.id}: no value for objective {missing[0]!r} "
+                                 f"(expected {keys})")
+            values = {k: float(value[k]) for k in keys}
+            if not all(math.isfinite(v) for v in values.values()):
+                record = EvaluationRecord(genome_hash, EvalState.FAILED, values,
+                                          epochs=trial.fidelity, reason=f"not finite: {values}")
+            else:
+                record = EvaluationRecord(genome_hash, EvalState.COMPLETE, values,
+                                          epochs=trial.fidelity)
+        else:
+            raise TypeError(f"tell() takes objective values, an EvaluationRecord or an "
+                            f"exception, not {type(value).__name__}")
+        return self._merged(ind, record)
+
+    @staticmethod
+    def _merged(ind: Individual, rec: EvaluationRecord) -> EvaluationRecord:
+        return EvaluationRecord(rec.genome_hash, rec.state, {**ind.cheap, **rec.objectives},
+                                rec.reported, rec.curve, rec.epochs, rec.reason)
+
+    def _reached(self, ind: Individual) -> int:
+        """Epochs ``ind`` had trained before the rung now told (the budget counts the rest)."""
+        b = self._batch
+        return b.rungs[b.level - 1] if b is not None and b.level > 0 else 0
+
+    @property
+    def _report(self):
+        return self.r.report if self.expensive else []
+
+    def _new(self, genome: Genome, generation: int, **fields) -> Individual:
+        ind = Individual(id=self.next_id, genome=genome, generation=generation, **fields)
+        self.next_id += 1  # ids are never reused, not even a discarded candidate's
+        return ind
+
+    def _count(self, ind: Individual) -> None:
+        self.counted.add(ind.id)
+        self.evaluations += 1
+        self.budget.spend(evaluations=1)
+        self.progress.advance()
+
+    # ------------------------------------------------------------------ checkpoints
+    def _checkpoint(self) -> None:
+        data, tensors = self.strategy.state()
+        pre = self.r.task.preprocessing
+        state = {"format": 1, "generation": self.generation, "generations": self.generations,
+                 "next_id": self.next_id, "evaluations": self.evaluations, "operators": data,
+                 "budget": self.budget.to_dict(), "config": self.config.to_dict(),
+                 "preprocessing": pre.to_dict() if pre is not None else None}
+        self.recorder.checkpoint(self.generation, self.population, self.individuals,
+                                 self._seen_order, self.history, state, tensors)
+
+    def _restore(self, start: checkpoint.Checkpoint) -> None:
+        self.individuals, self.population = self.recorder.restore(start)
+        self._by_id = {ind.id: ind for ind in self.individuals}
+        state = start.state
+        self.next_id, self.generation = int(state["next_id"]), start.generation
+        self.evaluations = int(state["evaluations"])
+        self._seen_order, self.history = list(state["seen"]), list(state["history"])
+        self.seen = set(self._seen_order)
+        self.strategy.load_state(state["operators"], start.load_tensors())
+        self.front = self.strategy.front(self.individuals)
+
+    # ------------------------------------------------------------------ randomness
+    def _rng(self, *purpose: Any) -> np.random.Generator:
+        return np.random.default_rng([self.config.seed, *(_key(p) for p in purpose)])
+
+    def _seed(self, *purpose: Any) -> int:
+        return int(self._rng(*purpose).integers(2**31))
+
+
+def _key(value: Any) -> int:
+    """A stable non-negative int for a seed component (strings hashed, not Python's hash())."""
+    if isinstance(value, (int, np.integer)) and value >= 0:
+        return int(value)
+    return int.from_bytes(hashlib.sha256(str(value).encode()).digest()[:8], "little")

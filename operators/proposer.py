@@ -1,0 +1,119 @@
+"""The proposer interface: what a search strategy hands a proposal operator, and what it tells it.
+
+A proposer gets a ``Request`` (how many children, the parents the strategy chose, the whole
+population with its objective values and directions, the architectures already seen, the space,
+the budget left, the generation and a random generator) and returns a batch of ``Child``ren.
+After their evaluation it gets frozen ``Result``s through ``tell``, including the children that
+were duplicates or were not chosen for training. Its state is JSON plus named tensors, so it
+survives a checkpoint (safetensors) without pickle. Optuna's samplers and pymoo's operators are
+the models: one small interface, options from the config, nothing global.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Set
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from genomes import Genome
+from genomes.spaces import SearchSpace
+from objectives import EvaluationRecord
+
+__all__ = ["EXACT", "APPROXIMATE", "FRESH", "PARTIAL", "TREATMENTS", "Member", "Proposer",
+           "Request", "Result"]
+
+# How a child is to be treated, which it declares itself (the engine never checks names):
+EXACT = "exact"  # computes its parent's function: fine-tune at training.inherited_lr_scale
+APPROXIMATE = "approximate"  # close to its parent's function: repaired (distilled) first
+PARTIAL = "partial"  # inherits the tensors that still fit and trains at the full rate
+FRESH = "fresh"  # inherits nothing: no module is built until something trains it
+TREATMENTS = (EXACT, APPROXIMATE, PARTIAL, FRESH)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One individual as a proposer sees it. ``weights()`` loads its trained weights on demand
+    (None where it has none, e.g. in a run that trains nothing)."""
+
+    id: int
+    genome: Genome
+    record: EvaluationRecord | None
+    operator: str
+    generation: int
+    weights: Callable[[], dict[str, torch.Tensor] | None] = field(
+        default=lambda: None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a proposer may look at when it makes ``n`` children.
+
+    ``parents`` holds one group per slot (the strategy's selection; an operator of arity k takes
+    the first k of a group). ``objectives`` has one row per ``population`` member and one column
+    per key of ``directions`` (raw values, not turned into minimisation). ``seen`` holds the
+    canonical hashes of every architecture already proposed. ``weights`` is False when nothing
+    trains, so children should inherit nothing (and build nothing). ``budget`` maps each budget
+    (evaluations, generations, seconds, epochs) to what is left (None: unbounded).
+    """
+
+    n: int
+    parents: tuple[tuple[Member, ...], ...]
+    population: tuple[Member, ...]
+    objectives: np.ndarray
+    directions: Mapping[str, str]
+    seen: Set[str]
+    space: SearchSpace
+    budget: Mapping[str, float | int | None]
+    generation: int
+    rng: np.random.Generator
+    weights: bool = True
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self.directions)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What became of one proposed child. ``status`` is ``evaluated`` (``record`` is final:
+    complete, pruned or failed), ``duplicate`` (its architecture was seen before; never
+    evaluated) or ``unchosen`` (a candidate the strategy did not train). ``id`` is None for the
+    children that never became individuals."""
+
+    id: int | None
+    genome: Genome
+    record: EvaluationRecord | None
+    operator: str
+    parents: tuple[int, ...]
+    proposal: Any  # the Child this result answers
+    status: str
+    generation: int
+
+
+class Proposer:
+    """Makes children on request and may learn from what became of them.
+
+    Subclasses implement ``propose``; learning proposers also ``tell``, ``state`` and
+    ``load_state``. Options come from the config (``search.operators: {name: {weight: w,
+    option: value}}``) as keyword arguments of the constructor.
+    """
+
+    name: ClassVar[str]
+
+    def propose(self, request: Request) -> list:
+        """Up to ``request.n`` children (``operators.Child``); fewer where none can be made."""
+        raise NotImplementedError
+
+    def tell(self, results: Sequence[Result]) -> None:
+        """Learn from finished (or discarded) children; called once per generation, in order."""
+
+    def state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """What must survive a restart: plain JSON data, and named tensors (saved as
+        safetensors)."""
+        return {}, {}
+
+    def load_state(self, data: dict[str, Any], tensors: Mapping[str, torch.Tensor]) -> None:
+        """Restore what ``state()`` returned."""
