@@ -66,7 +66,8 @@ def name(generation: int) -> str:
 
 def write(run: Path, generation: int, population: Mapping[str, Any], state: Mapping[str, Any],
           weights: Mapping[int, TrainState], *, tensors: Mapping[str, torch.Tensor] | None = None,
-          chunk: Mapping[str, list] | None = None, keep: int = 3) -> Path:
+          chunk: Mapping[str, list] | None = None, previous: Mapping[str, Any] | None = None,
+          keep: int = 3) -> Path:
     """Write the checkpoint of ``generation``; ``weights`` maps individual ids to their training
     states, written from memory (not copied from ``weights/``: a damaged or lost file there
     must not reach a checkpoint).
@@ -78,7 +79,7 @@ def write(run: Path, generation: int, population: Mapping[str, Any], state: Mapp
     root = run / "checkpoints"
     root.mkdir(exist_ok=True)
     if chunk is not None:
-        state = {**state, "chunk": _write_chunk(run, generation, chunk)}
+        state = {**state, "chunk": _write_chunk(run, generation, chunk, previous)}
     final = root / name(generation)
     tmp = root / f".{name(generation)}.{os.getpid()}.tmp"
     if tmp.exists():
@@ -105,16 +106,20 @@ def write(run: Path, generation: int, population: Mapping[str, Any], state: Mapp
     return final
 
 
-def _write_chunk(run: Path, generation: int, chunk: Mapping[str, list]) -> dict[str, Any]:
+def _write_chunk(run: Path, generation: int, chunk: Mapping[str, list],
+                 previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Write a chunk naming ``previous`` (the last checkpoint's link); returns its own link."""
     folder = run / "individuals"
     folder.mkdir(exist_ok=True)
-    older = [g for g in _chunks(folder) if g < generation]
-    previous = None
-    if older:
-        previous = {"generation": older[-1], "sha256": _sha256(folder / f"{name(older[-1])}.json")}
-    data = _json({"generation": generation, "previous": previous, **{k: list(v) for k, v in chunk.items()}})
+    data = _json({"generation": generation, "previous": dict(previous) if previous else None,
+                  **{k: list(v) for k, v in chunk.items()}})
     write_atomic(folder / f"{name(generation)}.json", data, sync=False)
     return {"generation": generation, "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def chunk_of(folder: Path) -> dict[str, Any] | None:
+    """The chunk link a just-written checkpoint holds (what the next one names as previous)."""
+    return json.loads((folder / "state.json").read_text()).get("chunk")
 
 
 def _chunks(folder: Path) -> list[int]:

@@ -38,6 +38,7 @@ class Recorder:
                  warn=lambda text: None):
         self.rundir, self.keep, self.warn = rundir, keep, warn
         self.saved = (0, 0, 0)  # individuals, seen hashes and history entries checkpointed so far
+        self.link: dict[str, Any] | None = None  # the newest checkpoint's chunk
         self.replay = replay or Replay()
         self.started: set[int] = set()  # ids with an evaluation journaled in this session
 
@@ -132,8 +133,10 @@ class Recorder:
                 weights[p.id] = p.state
             elif p.state_file is not None:
                 weights[p.id] = load_state(p.state_file, p.state_sha256)[0]
-        checkpoint.write(self.rundir.path, generation, doc, {**state, "random": random_states()},
-                         weights, tensors=tensors, chunk=chunk, keep=self.keep)
+        final = checkpoint.write(self.rundir.path, generation, doc,
+                                 {**state, "random": random_states()}, weights, tensors=tensors,
+                                 chunk=chunk, previous=self.link, keep=self.keep)
+        self.link = checkpoint.chunk_of(final)
         self.saved = (len(individuals), len(seen), len(history))
         alive = {p.id for p in population}
         for ind in individuals:  # on disk now; only parents-to-be stay in memory
@@ -153,6 +156,7 @@ class Recorder:
         chained = "chunk" in start.state  # an older, whole checkpoint: the next chunk holds all
         self.saved = (len(individuals), len(start.state["seen"]),
                       len(start.state["history"])) if chained else (0, 0, 0)
+        self.link = start.state["chunk"] if chained else None
         return individuals, population
 
 
