@@ -26,7 +26,7 @@ from objectives import EvalState, EvaluationRecord, TrainState
 from operators import Child
 from operators.proposer import APPROXIMATE, FRESH
 
-from .config import RunConfig, parse
+from .config import RunConfig, load, parse
 from .evaluation.halving import SuccessiveHalving
 from .evaluation.screening import screen
 from .individual import Individual
@@ -97,8 +97,10 @@ class Search:
     Use it as a context manager, or call ``close()``: it holds the run directory's lock.
     """
 
-    def __init__(self, config: RunConfig | Mapping, run_dir: str | Path | None = None, *,
-                 force: bool = False, progress: Progress | None = None):
+    def __init__(self, config: RunConfig | Mapping | str | Path | None, run_dir: str | Path | None = None,
+                 *, force: bool = False, progress: Progress | None = None):
+        if config is None or isinstance(config, (str, Path)):  # a YAML file, or the quick start
+            config = load(config)
         config = config if isinstance(config, RunConfig) else parse(dict(config))
         resolved = resolve(config)
         rundir, lock = None, None

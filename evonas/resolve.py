@@ -13,6 +13,7 @@ from genomes import spaces
 from objectives import TrainConfig, tasks
 
 from .config import ConfigError, RunConfig, located
+from .evaluation.devices import DeviceError, resolve_driver
 
 __all__ = ["Resolved", "resolve"]
 
@@ -102,11 +103,7 @@ def _draw(space: spaces.SearchSpace, config: RunConfig, task: objectives.Task) -
 
 
 def _device(devices) -> torch.device:
-    if devices == "cpu":
-        return torch.device("cpu")
-    if devices == "auto":
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-    if not torch.cuda.is_available():
-        raise ConfigError([("dispatch.devices", f"GPUs {devices} were asked for, but CUDA is not "
-                                                f"available here; use cpu or auto")])
-    return torch.device(f"cuda:{devices[0]}")
+    try:
+        return resolve_driver(devices)
+    except DeviceError as exc:
+        raise ConfigError([("dispatch.devices", str(exc))]) from None

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 from pymoo.indicators.hv import HV
-from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 import objectives
 from genomes import Genome, GenomeError
@@ -24,7 +23,7 @@ from objectives.tasks import Preprocessing
 from evonas.store import checkpoint
 from evonas.store import journal
 from .config import ConfigError, RunConfig, load, parse
-from evonas.evaluation.halving import minimisation_matrix
+from evonas.search.ranking import first_front, minimisation_matrix
 from evonas.store.rundir import RunDirError, inside
 
 __all__ = ["Entry", "RunView"]
@@ -177,8 +176,7 @@ class RunView:
         if not done:
             return []
         F = self.matrix(done)
-        first = NonDominatedSorting().do(F, only_non_dominated_front=True)
-        return [done[i] for i in sorted(first, key=lambda i: F[i].tolist())]
+        return [done[i] for i in sorted(first_front(F), key=lambda i: F[i].tolist())]
 
     def hypervolumes(self) -> list[tuple[int, float]]:
         """Hypervolume of each generation's front, objectives scaled to [0, 1] over every
@@ -187,7 +185,7 @@ class RunView:
         if not done or not self.generations:
             return []
         F = self.matrix(done)
-        low, span = F.min(0), np.where(np.ptp(F, 0) > 0, np.ptp(F, 0), 1.0)
+        low, span = F.min(0), np.where(np.ptp(F, 0) > 0, np.ptp(F, 0), 1.0)  # as normalise()
         indicator = HV(ref_point=np.full(F.shape[1], 1.1))
         out = []
         for generation, event in sorted(self.generations.items()):

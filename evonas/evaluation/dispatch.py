@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any, Callable, Iterator, Sequence
 
+from evonas.evaluation.devices import gpu_count
 from evonas.evaluation.jobs import failure
 
 __all__ = ["Dispatcher", "DispatchError", "Inline", "LocalPool", "DaskPool", "SlowEvaluationWarning",
@@ -103,13 +104,7 @@ class Slot:
 
 def slots(devices: str | Sequence[int], workers_per_device: int, *, cuda: bool | None = None) -> list[Slot]:
     """``auto``: every visible GPU, else the CPU; ``cpu``; or a list of GPU indices."""
-    if cuda is None:
-        import torch
-
-        cuda = torch.cuda.is_available()
-        count = torch.cuda.device_count() if cuda else 0
-    else:  # told (tests, fake ids): one GPU where there is "CUDA"
-        count = 1 if cuda else 0
+    count = gpu_count(cuda)  # told (tests, fake ids): one GPU where there is "CUDA"
     if devices == "cpu" or (devices == "auto" and not count):
         return [Slot("cpu", "cpu")] * workers_per_device
     gpus = list(range(count)) if devices == "auto" else list(devices)

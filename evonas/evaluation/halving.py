@@ -19,7 +19,7 @@ from scipy.stats import kendalltau
 from evonas.search.ranking import minimisation_matrix, rank
 from objectives import EvalState, EvaluationRecord
 
-__all__ = ["HalvingReport", "Rung", "SuccessiveHalving", "minimisation_matrix", "rank"]
+__all__ = ["HalvingReport", "Rung", "SuccessiveHalving"]
 
 
 @dataclass(frozen=True)

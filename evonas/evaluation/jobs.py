@@ -22,6 +22,8 @@ from genomes import Genome
 from objectives import EvalState, EvaluationRecord, TrainConfig, tasks
 from operators.morphisms.repair import repair
 
+from .devices import resolve_worker
+
 from evonas.store.states import state_from_bytes, state_to_bytes, weights_from_bytes, weights_to_bytes
 
 __all__ = ["evaluate_job", "failure", "make_job"]
@@ -51,9 +53,7 @@ def evaluate_job(job: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
     task = _task(json.dumps(job["task"], sort_keys=True))
     chosen = [objectives.get(name, **options) for name, options in job["objectives"]]
     report = [objectives.get(name) for name in job["report"]]
-    if device == "auto" or (device.startswith("cuda") and not torch.cuda.is_available()):
-        device = "cuda" if torch.cuda.is_available() else "cpu"  # fake GPU ids run on the CPU
-    target = torch.device(device)
+    target = resolve_worker(device)  # fake GPU ids run on the CPU
     genome = Genome.from_json(job["genome"])
     weights = weights_from_bytes(job["weights"]) if job["weights"] is not None else None
     if job.get("repair") is not None and weights is not None:

@@ -149,6 +149,25 @@ def test_tell_reaches_a_learning_proposer_with_ids_operators_and_directions(toy,
                for i in result.individuals)
 
 
+def test_a_proposer_is_told_of_duplicates_and_of_candidates_lemonade_did_not_train(toy, tmp_path):
+    config = _toy_config(_table(tmp_path / "t.csv"))
+    config["search"] = {**config["search"], "selection": "lemonade", "candidates": 3,
+                        "operators": {"toy": 1, "mutate": 1}}
+    with Search(config) as search:
+        engine.drive(search)
+        told = search.strategy.proposers["toy"].told
+        accounts = search.strategy.accounts()
+        individuals = {i.id for i in search.result().individuals}
+    unchosen = [t for t in told if t[2] == "unchosen"]
+    assert unchosen and all(t[0] is None for t in unchosen)  # never became individuals
+    assert {t[1] for t in unchosen} <= {"toy", "mutate"}
+    assert {t[0] for t in told if t[2] == "evaluated"} == individuals
+    proposed = sum(a["proposals"] for a in accounts.values())
+    duplicates = sum(a["duplicates"] for a in accounts.values())
+    assert proposed == duplicates + len(unchosen) + len(individuals) - 6  # 6: the initial ones
+    assert sum(t[2] == "duplicate" for t in told) == duplicates
+
+
 @pytest.mark.parametrize("where", ["propose:4", "tell:5"])
 def test_a_learning_proposers_tensor_state_survives_kill_and_resume(toy, tmp_path, where):
     config = _toy_config(_table(tmp_path / "t.csv"))
