@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genomes import Genome
+from genomes import HASH_SCHEME, Genome
 from objectives import EvalState, EvaluationRecord, TrainState
 from operators import Child
 from operators.proposer import APPROXIMATE, FRESH
@@ -120,7 +120,7 @@ class Search:
             pre = resolved.task.preprocessing
             rundir.append({"event": "started", "config": config.to_dict(),
                            "preprocessing": pre.to_dict() if pre is not None else None,
-                           "time": now()})
+                           "hash_scheme": HASH_SCHEME, "time": now()})
         self._open(resolved, rundir, lock, progress)
 
     @classmethod
@@ -470,6 +470,7 @@ class Search:
         state = {"format": 1, "generation": self.generation, "generations": self.generations,
                  "next_id": self.next_id, "evaluations": self.evaluations, "operators": data,
                  "budget": self.budget.to_dict(), "config": self.config.to_dict(),
+                 "hash_scheme": HASH_SCHEME,
                  "preprocessing": pre.to_dict() if pre is not None else None}
         self.recorder.checkpoint(self.generation, self.population, self.individuals,
                                  self._seen_order, self.history, state, tensors)
@@ -481,6 +482,8 @@ class Search:
         self.next_id, self.generation = int(state["next_id"]), start.generation
         self.evaluations = int(state["evaluations"])
         self._seen_order, self.history = list(state["seen"]), list(state["history"])
+        if state.get("hash_scheme") != HASH_SCHEME:  # hashed by an older scheme: hash anew
+            self._seen_order = list(dict.fromkeys(i.genome.canonical_hash() for i in self.individuals))
         self.seen = set(self._seen_order)
         self.strategy.load_state(state["operators"], start.load_tensors())
         self.front = self.strategy.front(self.individuals)

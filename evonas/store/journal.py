@@ -138,6 +138,7 @@ class _Started(_Line):
     event: Literal["started"]
     config: dict[str, Any]
     preprocessing: Optional[dict[str, Any]] = None
+    hash_scheme: Optional[str] = None  # genomes.HASH_SCHEME when the run started (absent: older)
 
 
 class _OperatorCounts(_Line):

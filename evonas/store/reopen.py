@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import objectives
+from genomes import HASH_SCHEME, Genome
 
 from evonas.config import ConfigError, RunConfig, diff, load
 from evonas.progress import Progress
@@ -88,6 +89,12 @@ def _reopen(path: Path, generations: int | None, progress: Progress, lock: RunLo
     if start is not None and generations < start.generation:
         raise ConfigError([("--generations", f"the run already has {start.generation} "
                                              f"generations; ask for at least that many")])
+    scheme = start.state.get("hash_scheme") if start is not None else next(
+        (line.get("hash_scheme") for line in lines if line.get("event") == "started"), None)
+    if scheme != HASH_SCHEME:
+        progress.warn(f"this run's genome hashes were made by {scheme or 'an older scheme'}, not "
+                      f"{HASH_SCHEME}; its genomes are hashed again as they are read")
+        lines = _rehashed(lines)
     resolved = resolve(config)
     journal.quarantine(path / "journal.jsonl", record)  # damaged lines out, a torn tail cut
     rundir = RunDir(path)
@@ -103,6 +110,20 @@ def _reopen(path: Path, generations: int | None, progress: Progress, lock: RunLo
                                               "the start (no checkpoint verifies)")
                  + f", {generations} generations")
     return Reopened(resolved, rundir, lock, generations, start, journal.Replay.of(lines))
+
+
+def _rehashed(lines: list[dict]) -> list[dict]:
+    """Journal lines with each evaluation's ``genome_hash`` made anew from its genome, so that a
+    resumed run finds them (lines whose genome does not parse keep theirs)."""
+    out = []
+    for line in lines:
+        if line.get("event") in ("evaluated", "failed") and isinstance(line.get("genome"), dict):
+            try:
+                line = {**line, "genome_hash": Genome.from_dict(line["genome"]).canonical_hash()}
+            except Exception:  # noqa: BLE001 - damaged lines were set aside; keep what is there
+                pass
+        out.append(line)
+    return out
 
 
 def _objective_keys(config: RunConfig) -> list[str]:

@@ -118,6 +118,30 @@ def test_an_undamaged_copy_resumes_to_the_reference_without_training(fuzz_base, 
     assert not [e for e in lines[before:] if e["event"] in ("evaluated", "failed")]
 
 
+def test_a_run_hashed_by_an_older_scheme_resumes_without_training_again(fuzz_base, tmp_path):
+    reference, base = fuzz_base
+    copy = tmp_path / "copy"
+    shutil.copytree(base, copy)
+    shutil.rmtree(copy / "checkpoints")  # everything from the journal, as an old run would
+    shutil.rmtree(copy / "individuals")
+    (copy / "LATEST").unlink()
+
+    def old(event):  # as an older evonas wrote them: other hashes, no scheme named
+        event = {k: v for k, v in event.items() if k != "hash_scheme"}
+        if "genome_hash" in event:
+            event["genome_hash"] = "0" * 64
+        return event
+
+    _rewrite(copy, old)
+    before = len(journal.load(copy / "journal.jsonl").lines)
+    result = _resume(copy)
+    assert result.exit_code == 0, result.output
+    assert "hashed again" in result.output
+    assert _front_ids(copy) == _front_ids(reference)
+    lines = journal.load(copy / "journal.jsonl").lines
+    assert not [e for e in lines[before:] if e["event"] in ("evaluated", "failed")]
+
+
 def test_random_bit_flips_and_truncations_never_change_the_front_in_silence(fuzz_base, tmp_path):
     reference, base = fuzz_base
     front_csv = (reference / "front.csv").read_text()
