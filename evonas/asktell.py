@@ -89,6 +89,7 @@ class _Batch:
     children: dict[int, Child | None]
     level: int = 0
     told: dict[int, EvaluationRecord] = field(default_factory=dict)
+    steps: set[str] = field(default_factory=set)  # what the generation's end has done
 
 
 class Search:
@@ -157,7 +158,7 @@ class Search:
             space=r.space, directions=r.directions, cheap=[o.key for o in self.cheap],
             selection=c.search.selection, backend=c.search.backend,
             tournament=c.search.tournament, candidates=c.search.candidates,
-            operators_=c.search.operator_specs(), rng=self._rng)
+            operators_=c.search.operator_specs(), rng=self._rng, warn=self.progress.warn)
         self.individuals: list[Individual] = []
         self.population: list[Individual] = []
         self.front: list[Individual] = []
@@ -189,6 +190,7 @@ class Search:
     def ask(self) -> list[Trial]:
         """The trials to evaluate now (the same ones again until they are told); empty when the
         search has ended."""
+        self._check_open()
         while not self._pending and not self.done:
             if self._batch is None:
                 if not self._next_batch():
@@ -204,27 +206,35 @@ class Search:
         """Report trial ``ident``: its expensive objectives' values (a mapping), a whole
         ``EvaluationRecord``, or an exception (it failed). ``state`` is where its training
         stopped (kept with the run, so a promoted trial can continue from it)."""
+        self._check_open()
+        if self.done:
+            raise RuntimeError("this search has ended; nothing more can be told")
         if ident not in self._pending:
             raise ValueError(f"trial {ident} was not asked for, or was told already")
         trial = self._pending[ident]
         ind = self._by_id[ident]
-        record = self._record(ind, trial, value)
-        del self._pending[ident]
-        if seconds is not None:
-            ind.seconds += float(seconds)
+        record = self._record(ind, trial, value)  # checked before anything changes
         if isinstance(state, bytes):
             from .store.states import state_from_bytes
 
-            ind.state = state_from_bytes(state)
-        elif state is not None:
-            ind.state = state
+            state = state_from_bytes(state)
         self.recorder.result(ind, record, epochs=trial.fidelity, final=trial.final,
                              state=state if record.ok else None, device=device)
+        del self._pending[ident]  # journaled: from here on it is told
+        if state is not None and record.ok:
+            ind.state = state
+        if seconds is not None:
+            ind.seconds += float(seconds)
         self._batch.told[ident] = record
         self.budget.spend(epochs=max(record.epochs - self._reached(ind), 0))
         if not self._pending and not self._ask_rung():
             self._end_rung()
         return record
+
+    def _check_open(self) -> None:
+        if self.recorder.rundir is not None and self._lock is None:
+            raise RuntimeError("this search is closed (its run directory's lock was released); "
+                               "continue it with Search.resume")
 
     def stop(self) -> None:
         """Journal that the run stopped here (Ctrl-C); what was told stays."""
@@ -276,7 +286,13 @@ class Search:
                                 treatment=p.child.treatment,
                                 inherited=p.child.treatment == "exact"), p) for p in proposals]
         alive, children = [], {}
+        room = self.budget.left().get("evaluations") if g > 0 else None
+        failed = 0
         for ind, proposal in batch:
+            if room is not None and failed >= room:  # screening failures used up the budget:
+                self.strategy.discarded.append(  # the remaining candidates are not screened
+                    self.strategy.result(proposal, None, "unchosen", g))
+                continue
             self.seen.add(ind.genome.canonical_hash())
             self._seen_order.append(ind.genome.canonical_hash())
             self.individuals.append(ind)
@@ -284,7 +300,10 @@ class Search:
             children[ind.id] = proposal.child if proposal is not None else None
             if self._screen(ind):
                 alive.append(ind)
+            else:
+                failed += 1  # counted as an evaluation
         if g > 0:
+            n = n if room is None else max(min(n, room - failed), 0)
             keep = set(self.strategy.choose(self.population, alive, n, g))
             for i, ind in enumerate(alive):
                 if i not in keep:  # an unchosen candidate is never trained
@@ -382,31 +401,41 @@ class Search:
             b.alive, b.level, b.told = promoted, b.level + 1, {}
 
     def _end_batch(self) -> None:
-        b, self._batch = self._batch, None
+        """Tell, survive, record and checkpoint a generation. Each step is done once: the batch
+        keeps what is done and is cleared last, so a step that raised (a full disk) is retried
+        by the next ask, and nothing before it is redone."""
+        b = self._batch
         g = b.generation
         members = [self._by_id[i] for i in b.children]
         done = [m for m in members if m.complete]
         if g == 0 and not done:
             raise RuntimeError("every individual of the first generation failed; see the journal")
-        self.front = self.strategy.front(self.front + done)
-        front_ids = {f.id for f in self.front}
-        self.strategy.tell([(m, b.children[m.id]) for m in members], front_ids, g)
-        pool = done if g == 0 else self.population + done
-        self.population = self.strategy.survive(pool, self.config.search.population, g)
+        if "told" not in b.steps:
+            known = {f.id: f for f in self.front + done}
+            self.front = self.strategy.front(list(known.values()))
+            self.strategy.tell([(m, b.children[m.id]) for m in members],
+                               {f.id for f in self.front}, g, warn=self.progress.warn)
+            pool = done if g == 0 else self.population + done
+            self.population = self.strategy.survive(pool, self.config.search.population, g)
+            b.steps.add("told")
         summary = {"event": "generation", "generation": g, "evaluations": self.evaluations,
-                   "population": [p.id for p in self.population], "front": sorted(front_ids)}
-        self.history.append(summary)
-        if g not in self.recorder.replay.generations:
-            accounts = {"event": "operators", "generation": g, "operators": self.strategy.accounts()}
-            self.recorder.event(summary, *([accounts] if g > 0 else []))
+                   "population": [p.id for p in self.population],
+                   "front": sorted(f.id for f in self.front)}
+        if "journaled" not in b.steps:
+            if g not in self.recorder.replay.generations:
+                accounts = {"event": "operators", "generation": g,
+                            "operators": self.strategy.accounts()}
+                self.recorder.event(summary, *([accounts] if g > 0 else []))
+            self.history.append(summary)
+            b.steps.add("journaled")
         self.recorder.front(self.front, list(self.r.directions), [o.key for o in self._report])
         best = {k: (min if d == "min" else max)(f.record.objectives[k] for f in self.front)
                 for k, d in self.r.directions.items()}
         self.progress.status(f"generation {g}/{self.generations}: front of {len(self.front)}, "
                              "best " + ", ".join(f"{k} {v:.4g}" for k, v in best.items()))
-        self.generation = g
         self.budget.generation_done(g)
-        self._checkpoint()
+        self._checkpoint(g)
+        self.generation, self._batch = g, None
 
     def _finish(self) -> None:
         self.finished = True
@@ -417,7 +446,7 @@ class Search:
     def _record(self, ind: Individual, trial: Trial, value: Any) -> EvaluationRecord:
         genome_hash = ind.genome.canonical_hash()
         if isinstance(value, EvaluationRecord):
-            record = value
+            record = self._checked(ind, trial, value)
         elif isinstance(value, BaseException):
             record = EvaluationRecord(genome_hash, EvalState.FAILED, epochs=trial.fidelity,
                                       reason=f"{type(value).__name__}: {value}")
@@ -437,6 +466,28 @@ class Search:
             raise TypeError(f"tell() takes objective values, an EvaluationRecord or an "
                             f"exception, not {type(value).__name__}")
         return self._merged(ind, record)
+
+    def _checked(self, ind: Individual, trial: Trial, rec: EvaluationRecord) -> EvaluationRecord:
+        """A told record, refused where it does not belong to this trial; non-finite values
+        make it a failure, as they do for told values."""
+        if rec.genome_hash != ind.genome.canonical_hash():
+            raise ValueError(f"trial {ind.id}: the record is of genome {rec.genome_hash[:12]}, "
+                             f"not of this trial's {ind.genome.canonical_hash()[:12]}")
+        if rec.state not in (EvalState.COMPLETE, EvalState.PRUNED, EvalState.FAILED):
+            raise ValueError(f"trial {ind.id}: a told record must be complete, pruned or "
+                             f"failed, not {rec.state.value}")
+        if not 0 <= rec.epochs <= trial.fidelity:
+            raise ValueError(f"trial {ind.id}: {rec.epochs} epochs told for a trial of "
+                             f"{trial.fidelity}")
+        if rec.ok:
+            keys = [o.key for o in self.expensive]
+            if missing := [k for k in keys if k not in rec.objectives]:
+                raise ValueError(f"trial {ind.id}: no value for objective {missing[0]!r} "
+                                 f"(expected {keys})")
+            if not all(math.isfinite(float(rec.objectives[k])) for k in keys):
+                return rec.with_state(EvalState.FAILED, f"not finite: "
+                                      f"{ {k: rec.objectives[k] for k in keys} }")
+        return rec
 
     @staticmethod
     def _merged(ind: Individual, rec: EvaluationRecord) -> EvaluationRecord:
@@ -458,21 +509,23 @@ class Search:
         return ind
 
     def _count(self, ind: Individual) -> None:
+        if ind.id in self.counted:  # a retried rung end counts nobody twice
+            return
         self.counted.add(ind.id)
         self.evaluations += 1
         self.budget.spend(evaluations=1)
         self.progress.advance()
 
     # ------------------------------------------------------------------ checkpoints
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, generation: int) -> None:
         data, tensors = self.strategy.state()
         pre = self.r.task.preprocessing
-        state = {"format": 1, "generation": self.generation, "generations": self.generations,
+        state = {"format": 1, "generation": generation, "generations": self.generations,
                  "next_id": self.next_id, "evaluations": self.evaluations, "operators": data,
                  "budget": self.budget.to_dict(), "config": self.config.to_dict(),
                  "hash_scheme": HASH_SCHEME,
                  "preprocessing": pre.to_dict() if pre is not None else None}
-        self.recorder.checkpoint(self.generation, self.population, self.individuals,
+        self.recorder.checkpoint(generation, self.population, self.individuals,
                                  self._seen_order, self.history, state, tensors)
 
     def _restore(self, start: checkpoint.Checkpoint) -> None:
@@ -482,8 +535,10 @@ class Search:
         self.next_id, self.generation = int(state["next_id"]), start.generation
         self.evaluations = int(state["evaluations"])
         self._seen_order, self.history = list(state["seen"]), list(state["history"])
-        if state.get("hash_scheme") != HASH_SCHEME:  # hashed by an older scheme: hash anew
-            self._seen_order = list(dict.fromkeys(i.genome.canonical_hash() for i in self.individuals))
+        if state.get("hash_scheme") != HASH_SCHEME:  # hashed by an older scheme: hash anew,
+            rehashed = [i.genome.canonical_hash() for i in self.individuals]  # keeping the old
+            self._seen_order = list(dict.fromkeys(self._seen_order + rehashed))
+            self.recorder.restart_chain()  # the next checkpoint holds every list whole
         self.seen = set(self._seen_order)
         self.strategy.load_state(state["operators"], start.load_tensors())
         self.front = self.strategy.front(self.individuals)

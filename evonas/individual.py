@@ -44,6 +44,9 @@ class Individual:
     state_sha256: str | None = None
     _genome_doc: dict | None = field(default=None, init=False, repr=False, compare=False)
 
+    def __post_init__(self):
+        self.genome.freeze()  # a recorded architecture never changes; operators edit copies
+
     @property
     def genome_doc(self) -> dict[str, Any]:
         """The genome's JSON form, made once (an individual's genome never changes)."""

@@ -65,6 +65,21 @@ class Genome:
         # Caches, dropped by every edit (``_touch``): the analysis and the canonical hash.
         self._analysis: tuple[list[Problem], dict[str, tuple[Shape, Shape]]] | None = None
         self._hash: str | None = None
+        self._frozen = False  # an evaluated individual's genome: edits go to a copy
+
+    def freeze(self) -> Genome:
+        """Refuse every later edit (``GenomeError``); copies are editable. The engine freezes
+        the genomes of its individuals, so a proposer cannot change a recorded architecture."""
+        self._frozen = True
+        return self
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen
+
+    def _editing(self) -> None:
+        if self._frozen:
+            raise GenomeError("this genome is frozen (an individual's); edit a copy()")
 
     # ------------------------------------------------------------------ reading
     @property
@@ -149,6 +164,7 @@ class Genome:
         Parameters are checked at once; shapes are checked by ``validate()`` once the graph is
         complete.
         """
+        self._editing()
         node = self.new_id() if id is None else id
         if node in self._g:
             raise GenomeError("a node with this id already exists", node=node)
@@ -166,6 +182,7 @@ class Genome:
 
     def connect(self, src: str, dst: str) -> None:
         """Make ``src`` the last input of ``dst``."""
+        self._editing()
         self._node_data(src), self._node_data(dst)
         if self._g.has_edge(src, dst):
             raise GenomeError(f"already has input {src!r}", node=dst)
@@ -174,6 +191,7 @@ class Genome:
 
     def disconnect(self, src: str, dst: str) -> None:
         """Remove the edge ``src -> dst``; later inputs of ``dst`` move up one port."""
+        self._editing()
         if not self._g.has_edge(src, dst):
             raise GenomeError(f"has no input {src!r}", node=dst)
         self._g.remove_edge(src, dst)
@@ -181,6 +199,7 @@ class Genome:
 
     def replace_input(self, dst: str, old: str, new: str) -> None:
         """Feed ``dst`` from ``new`` instead of ``old``, at the same port (input order kept)."""
+        self._editing()
         if not self._g.has_edge(old, dst):
             raise GenomeError(f"has no input {old!r}", node=dst)
         self._node_data(new)
@@ -193,6 +212,7 @@ class Genome:
 
     def remove(self, node: str) -> None:
         """Remove a node and its edges; its consumers' remaining inputs are renumbered."""
+        self._editing()
         succ = self.successors(node)
         self._g.remove_node(node)
         for v in succ:
@@ -211,6 +231,7 @@ class Genome:
 
     def set_merge(self, node: str, merge: str | None) -> None:
         """Set how the node merges several inputs: ``add``, ``concat``, or None for one input."""
+        self._editing()
         if (msg := merge_problem(merge)) is not None:
             raise GenomeError(msg, node=node)
         d = self._node_data(node)
@@ -222,6 +243,7 @@ class Genome:
 
     def new_id(self) -> str:
         """A fresh id ``n<k>`` never used before in this genome's lineage."""
+        self._editing()
         while f"n{self._next}" in self._g:
             self._next += 1
         node = f"n{self._next}"
@@ -405,6 +427,7 @@ class Genome:
         return genome
 
     def _set_op(self, node: str, op: str, params: dict) -> None:
+        self._editing()
         normal, problems = normalize(op, params)
         if problems:
             raise GenomeError([Problem(node, m) for m in problems])
@@ -413,6 +436,7 @@ class Genome:
         self._touch()
 
     def _renumber(self, node: str) -> None:
+        self._editing()
         pred = self._g._pred[node]
         for port, u in enumerate(sorted(pred, key=lambda u: pred[u]["port"])):
             pred[u]["port"] = port

@@ -80,8 +80,8 @@ class Request:
 class Result:
     """What became of one proposed child. ``status`` is ``evaluated`` (``record`` is final:
     complete, pruned or failed), ``duplicate`` (its architecture was seen before; never
-    evaluated) or ``unchosen`` (a candidate the strategy did not train). ``id`` is None for the
-    children that never became individuals."""
+    evaluated), ``unchosen`` (a candidate the strategy did not train) or ``invalid`` (not a
+    member of the space). ``id`` is None for the children that never became individuals."""
 
     id: int | None
     genome: Genome

@@ -16,6 +16,7 @@ import torch
 import operators
 from genomes.spaces import SearchSpace
 from operators import Child, Member, Proposer, Request, Result
+from operators.base import copy_state
 
 from evonas.individual import Individual
 
@@ -63,8 +64,9 @@ class Strategy:
     def __init__(self, *, space: SearchSpace, directions: Mapping[str, str], cheap: Sequence[str],
                  selection: str, backend: str, tournament: int, candidates: int,
                  operators_: Mapping[str, tuple[float, dict[str, Any]]],
-                 rng: Callable[..., np.random.Generator]):
-        self.space, self.directions, self.rng = space, dict(directions), rng
+                 rng: Callable[..., np.random.Generator],
+                 warn: Callable[[str], None] = lambda text: None):
+        self.space, self.directions, self.rng, self.warn = space, dict(directions), rng, warn
         keys = list(directions)
         self.cheap = list(cheap)
         self.selection = make_selection(selection, backend, tournament=tournament,
@@ -113,13 +115,21 @@ class Strategy:
                                   generation=generation, weights=weights,
                                   rng=self.rng("request", generation, round_, name))
                 start = time.perf_counter()
-                children = self.proposers[name].propose(request)[: len(slots)]
+                try:
+                    children = self.proposers[name].propose(request)[: len(slots)]
+                except Exception as exc:  # noqa: BLE001 - a failing proposer makes way for others
+                    self.warn(f"operator {name!r} failed to propose in generation {generation} "
+                              f"({type(exc).__name__}: {exc}); other operators fill its slots")
+                    children = []
                 stats = self.stats[name]
                 stats.seconds += time.perf_counter() - start
                 stats.proposals += len(children)
                 for child in children:
                     parents = tuple(by_hash[h] for h in child.provenance.parents if h in by_hash)
                     proposal = Proposal(child, name, parents, child.genome.canonical_hash())
+                    if not self.space.contains(child.genome):  # a proposer's mistake: told, dropped
+                        self.discarded.append(self.result(proposal, None, "invalid", generation))
+                        continue
                     if proposal.hash in seen or proposal.hash in batch:
                         stats.duplicates += 1
                         self.discarded.append(self.result(proposal, None, "duplicate", generation))
@@ -167,9 +177,10 @@ class Strategy:
                       generation=generation)
 
     def tell(self, evaluated: Sequence[tuple[Individual, Child | None]], front_ids: set[int],
-             generation: int) -> None:
+             generation: int, *, warn: Callable[[str], None] = lambda text: None) -> None:
         """Hand every proposer this generation's results: the evaluated children, then the
-        duplicates and unchosen candidates; update the per-operator account."""
+        duplicates and unchosen candidates; update the per-operator account. A proposer whose
+        ``tell`` raises is warned about, not allowed to stop the run."""
         results = []
         for ind, child in evaluated:
             if ind.operator in self.stats:
@@ -179,8 +190,12 @@ class Strategy:
                                   child, "evaluated", generation))
         results += self.discarded
         self.discarded = []
-        for proposer in self.proposers.values():
-            proposer.tell(tuple(results))
+        for name, proposer in self.proposers.items():
+            try:
+                proposer.tell(tuple(results))
+            except Exception as exc:  # noqa: BLE001 - a proposer that fails to learn
+                warn(f"operator {name!r} failed to learn from generation {generation} "
+                     f"({type(exc).__name__}: {exc}); it goes on with what it knew")
 
     # ------------------------------------------------------------------ state
     def state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -223,9 +238,9 @@ class _ReadOnly(AbstractSet):
 
 
 def _member(ind: Individual) -> Member:
-    def weights():
+    def weights():  # a copy: a proposer cannot change an individual's weights
         try:
-            return ind.trained_weights
+            return copy_state(ind.trained_weights)
         except ValueError:  # never trained (a run that trains nothing)
             return None
 

@@ -27,7 +27,7 @@ import torch
 from objectives import TrainState
 
 from evonas.store.states import (StateFileError, fsync_dir, load_state, load_weights, save_state,
-                                 save_weights, write_atomic)
+                                 weights_to_bytes, write_atomic)
 
 __all__ = ["Checkpoint", "CheckpointError", "latest", "prune", "write"]
 
@@ -91,8 +91,8 @@ def write(run: Path, generation: int, population: Mapping[str, Any], state: Mapp
     }
     for rel, data in files.items():
         _write_synced(tmp / rel, data, sync=False)
-    if tensors:
-        save_weights(tmp / "operators.safetensors", tensors)
+    if tensors:  # written like the JSON files (no temporary name inside the temporary folder)
+        _write_synced(tmp / "operators.safetensors", weights_to_bytes(tensors), sync=False)
     for ident, train_state in sorted(weights.items()):
         save_state(tmp / "weights" / f"{ident}.safetensors", train_state, {"id": ident})
     digests = {rel: _sha256(tmp / rel) for rel in _files(tmp)}

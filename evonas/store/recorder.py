@@ -143,6 +143,10 @@ class Recorder:
             if ind.id not in alive and ind.state_file is not None:
                 ind.state = None
 
+    def restart_chain(self) -> None:
+        """Make the next checkpoint's chunk hold everything (a new chain)."""
+        self.saved, self.link = (0, 0, 0), None
+
     def restore(self, start: checkpoint.Checkpoint) -> tuple[list[Individual], list[Individual]]:
         """Every individual and the population of a checkpoint (population weights loaded)."""
         weights_dir = self.rundir.weights if self.rundir is not None else None

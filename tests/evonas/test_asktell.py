@@ -189,3 +189,45 @@ def test_a_learning_proposers_tensor_state_survives_kill_and_resume(toy, tmp_pat
     assert state[0] == reference[0]
     assert torch.equal(state[1]["memory"], reference[1]["memory"])
     assert parse(config).search.operator_specs()["toy"] == (2.0, {"decay": 0.25})
+
+
+# ---------------------------------------------------------------- misuse from Python
+def test_told_records_are_checked_before_anything_changes(tmp_path):
+    from objectives import EvalState, EvaluationRecord
+
+    with Search(USER, run_dir=tmp_path / "run") as search:
+        trials = search.ask()
+        t = trials[0]
+        other = trials[1].genome.canonical_hash()
+        mine = t.genome.canonical_hash()
+        for bad, message in [
+                (EvaluationRecord(other, EvalState.COMPLETE, {"val_error": 0.1}), "is of genome"),
+                (EvaluationRecord(mine, EvalState.PENDING), "complete, pruned or failed"),
+                (EvaluationRecord(mine, EvalState.COMPLETE, {"val_error": 0.1}, epochs=10**6),
+                 "epochs told"),
+                (EvaluationRecord(mine, EvalState.COMPLETE, {}, epochs=2), "no value for objective")]:
+            with pytest.raises(ValueError, match=message):
+                search.tell(t.id, bad)
+        assert search.ask() == trials  # nothing was told: the search goes on as before
+        nan = search.tell(t.id, EvaluationRecord(mine, EvalState.COMPLETE,
+                                                 {"val_error": float("nan")}, epochs=2))
+        assert nan.state is EvalState.FAILED  # as for told values
+        with pytest.raises(ValueError, match="was not asked for, or was told already"):
+            search.tell(t.id, {"val_error": 0.2})
+        drive(search)
+    with pytest.raises(RuntimeError, match="closed"):  # the lock is released: no more writes
+        search.tell(0, {"val_error": 0.2})
+
+
+@pytest.mark.parametrize("misbehave", ["raise", "edit"])
+def test_a_failing_proposer_never_stops_a_run_nor_changes_a_recorded_genome(toy, tmp_path,
+                                                                            misbehave, capsys):
+    config = _toy_config(_table(tmp_path / "t.csv"))
+    config["search"]["operators"] = {"toy": {"weight": 1, "misbehave": misbehave}, "random": 1}
+    with Search(config) as search:
+        engine.drive(search)
+        result = search.result()
+    assert search.finished and len(result.history) == 8
+    assert "operator 'toy' failed to propose" in capsys.readouterr().err
+    assert all(i.record.genome_hash == i.genome.canonical_hash() for i in result.individuals)
+    assert {i.operator for i in result.individuals} == {"initial", "random"}

@@ -85,3 +85,26 @@ def test_a_run_with_only_cheap_objectives_builds_nothing_and_dispatches_nothing(
     for c in chunks:
         doc = json.loads(c.read_text())
         assert {generation[d["id"]] for d in doc["individuals"]} <= {doc["generation"]}
+
+
+def test_lemonade_keeps_to_max_evaluations_when_candidates_fail_screening(tmp_path):
+    space = spaces.get("nb201", input_shape=(3, 32, 32), num_outputs=10)
+    rng = np.random.default_rng(3)
+    cells = [s for s in space.arch_strings() if rng.random() < 0.6]  # the rest fail their lookup
+    table = tmp_path / "t.csv"
+    table.write_text("arch,acc,size\n" + "".join(
+        f"{s},{rng.uniform(50, 95):.2f},{rng.uniform(0.1, 1.5):.3f}\n" for s in cells))
+    for cap in (9, 17, 22):
+        config = {"name": "lem", "seed": 4,
+                  "task": {"dataset": "synthetic", "input_shape": [3, 32, 32], "num_classes": 10,
+                           "samples": 100},
+                  "space": {"kind": "nb201"},
+                  "search": {"population": 6, "offspring": 4, "generations": 20,
+                             "selection": "lemonade", "candidates": 4, "max_evaluations": cap,
+                             "operators": {"mutate": 1, "random": 1}},
+                  "objectives": [{"name": "tabular", "path": str(table), "value_column": "acc"},
+                                 {"name": "tabular", "path": str(table), "value_column": "size",
+                                  "direction": "min"}]}
+        result = evonas.run(config)
+        assert len(result.individuals) == cap, cap
+        assert any(i.record.state.value == "failed" for i in result.individuals)

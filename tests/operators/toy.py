@@ -16,10 +16,10 @@ from operators import Child, Proposer, Provenance
 class Toy(Proposer):
     name = "toy"
 
-    def __init__(self, *, decay: float = 0.5):
+    def __init__(self, *, decay: float = 0.5, misbehave: str = "no"):
         if not 0 <= decay <= 1:
             raise ValueError(f"option 'decay' must be in [0, 1], got {decay!r}")
-        self.decay = decay
+        self.decay, self.misbehave = decay, misbehave  # misbehave: no, raise, edit (its parent)
         self.memory = torch.zeros(4, dtype=torch.float64)
         self.told: list[list] = []  # [id, operator, status, generation] per result
         self.directions: dict[str, str] = {}
@@ -27,6 +27,11 @@ class Toy(Proposer):
     def propose(self, request):
         self.directions = dict(request.directions)
         self._maybe_die("propose", request.generation)
+        if self.misbehave == "raise":
+            raise RuntimeError("a bug in a proposer")
+        if self.misbehave == "edit":  # forgets to copy: edits an individual's genome in place
+            parent = request.parents[0][0].genome
+            request.space.mutate_edge(parent, np.random.default_rng(0))
         children = []
         for _ in range(request.n):
             rng = np.random.default_rng(request.rng.integers(2**63))
