@@ -57,6 +57,11 @@ STRATEGIES = {
                 "operators": {"random": 1.0}}, "random"),
     "rea": ({"selection": "aging", "population": 10, "offspring": 1, "tournament": 3,
              "operators": {"mutate": 1.0}}, "mutate"),
+    # the learning proposers (issue 13): a batch of 10 per generation, chosen by the proposer
+    "bayesian": ({"selection": "aging", "population": 10, "offspring": 10,
+                  "operators": {"bayesian": 1.0}}, "bayesian"),
+    "rl": ({"selection": "aging", "population": 10, "offspring": 10,
+            "operators": {"rl": 1.0}}, "rl"),
 }
 BARS = {"rea": {"budget": 150, "max_mean_regret": 0.85, "min_found_share": 0.12}}
 
@@ -141,6 +146,7 @@ def summarise(runs: list[dict], table: dict, best: float, budgets: list[int]) ->
             "found_share": _r(found / len(regrets)),
             "mean_test": _r(statistics.fmean(tests)), "std_test": _r(_std(tests)),
             "short_runs": sum(len(r["cells"]) < n for r in runs),
+            "regrets": [_r(x) for x in regrets],  # per seed, in seed order (for tests between)
         }
     return out
 
@@ -258,6 +264,14 @@ def main() -> None:
         results["random_in_expected_range"] = inside
     results["total_wall_s"] = _r(total)
 
+    if "random" in strategies:  # does a strategy beat random search? (one-sided Mann-Whitney)
+        from scipy.stats import mannwhitneyu
+
+        base = results["strategies"]["random"]["budgets"]
+        results["vs_random"] = {
+            s: {str(n): _r(float(mannwhitneyu(results["strategies"][s]["budgets"][str(n)]["regrets"],
+                                              base[str(n)]["regrets"], alternative="less").pvalue))
+                for n in budgets} for s in strategies if s != "random"}
     bar = BARS["rea"]
     rea = results["strategies"].get("rea", {}).get("budgets", {}).get(str(bar["budget"]))
     rand = inside.get(str(bar["budget"]))
