@@ -20,6 +20,8 @@ _OTHERS = Registry("operator", {
     "mutate": "operators.mutation:Mutate",
     "crossover": "operators.crossover:Crossover",
     "random": "operators.sampling:RandomSample",
+    "bayesian": "operators.bayesian:Bayesian",
+    "rl": "operators.rl:Reinforce",
 })
 
 
