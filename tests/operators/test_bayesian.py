@@ -157,8 +157,8 @@ def test_several_objectives_and_ucb(space):
 
 
 def test_the_surrogate_ranks_nb201_cells(space):
-    """Kendall tau on 1,000 held-out cells after 100 observations: the real table when present
-    (the issue's bar: >= 0.6), else the synthetic value above."""
+    """Kendall tau on 1,000 held-out cells after 100 observations: the real table when present,
+    else the synthetic value above; the issue's bar, >= 0.6, for both."""
     from scipy.stats import kendalltau
 
     coder = _CellCoder(space, Bayesian().encoding)
@@ -172,7 +172,7 @@ def test_the_surrogate_ranks_nb201_cells(space):
     else:
         A = np.random.default_rng(1).integers(5, size=(1100, 6))
         y = np.array([_value(a) for a in A])
-        bar = 0.7
+        bar = 0.6
     rng = np.random.default_rng(0)
     idx = rng.permutation(len(A))
     train, test = idx[:100], idx[100:1100]
