@@ -66,20 +66,19 @@ def name(generation: int) -> str:
 
 def write(run: Path, generation: int, population: Mapping[str, Any], state: Mapping[str, Any],
           weights: Mapping[int, TrainState], *, tensors: Mapping[str, torch.Tensor] | None = None,
-          chunk: Mapping[str, list] | None = None, previous: Mapping[str, Any] | None = None,
-          keep: int = 3) -> Path:
+          chain: Mapping[str, Any] | None = None, keep: int = 3) -> Path:
     """Write the checkpoint of ``generation``; ``weights`` maps individual ids to their training
     states, written from memory (not copied from ``weights/``: a damaged or lost file there
     must not reach a checkpoint).
 
-    ``chunk`` ({individuals, seen, history}: what joined since the previous checkpoint) makes the
-    checkpoint incremental: it goes to ``individuals/gen-NNNNNN.json`` in the run directory, which names
-    the previous chunk and its SHA-256, so a checkpoint costs what changed, and ``read`` rebuilds
-    the whole lists by walking the chain back (checking every link)."""
+    ``chain`` (what ``write_chunk`` returned) makes the checkpoint incremental: the individuals,
+    seen hashes and history entries that joined since the previous checkpoint are in that chunk,
+    which names the previous one and its SHA-256, so a checkpoint costs what changed, and
+    ``read`` rebuilds the whole lists by walking the chain back (checking every link)."""
     root = run / "checkpoints"
     root.mkdir(exist_ok=True)
-    if chunk is not None:
-        state = {**state, "chunk": _write_chunk(run, generation, chunk, previous)}
+    if chain is not None:
+        state = {**state, "chunk": dict(chain)}
     final = root / name(generation)
     tmp = root / f".{name(generation)}.{os.getpid()}.tmp"
     if tmp.exists():
@@ -106,20 +105,16 @@ def write(run: Path, generation: int, population: Mapping[str, Any], state: Mapp
     return final
 
 
-def _write_chunk(run: Path, generation: int, chunk: Mapping[str, list],
-                 previous: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Write a chunk naming ``previous`` (the last checkpoint's link); returns its own link."""
+def write_chunk(run: Path, generation: int, chunk: Mapping[str, list],
+                previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Write ``individuals/gen-NNNNNN.json`` ({individuals, seen, history} that joined since the
+    previous checkpoint), naming ``previous`` (that checkpoint's link); returns its own link."""
     folder = run / "individuals"
     folder.mkdir(exist_ok=True)
     data = _json({"generation": generation, "previous": dict(previous) if previous else None,
                   **{k: list(v) for k, v in chunk.items()}})
     write_atomic(folder / f"{name(generation)}.json", data, sync=False)
     return {"generation": generation, "sha256": hashlib.sha256(data).hexdigest()}
-
-
-def chunk_of(folder: Path) -> dict[str, Any] | None:
-    """The chunk link a just-written checkpoint holds (what the next one names as previous)."""
-    return json.loads((folder / "state.json").read_text()).get("chunk")
 
 
 def _chunks(folder: Path) -> list[int]:

@@ -133,10 +133,10 @@ class Recorder:
                 weights[p.id] = p.state
             elif p.state_file is not None:
                 weights[p.id] = load_state(p.state_file, p.state_sha256)[0]
-        final = checkpoint.write(self.rundir.path, generation, doc,
-                                 {**state, "random": random_states()}, weights, tensors=tensors,
-                                 chunk=chunk, previous=self.link, keep=self.keep)
-        self.link = checkpoint.chunk_of(final)
+        link = checkpoint.write_chunk(self.rundir.path, generation, chunk, self.link)
+        checkpoint.write(self.rundir.path, generation, doc, {**state, "random": random_states()},
+                         weights, tensors=tensors, chain=link, keep=self.keep)
+        self.link = link
         self.saved = (len(individuals), len(seen), len(history))
         alive = {p.id for p in population}
         for ind in individuals:  # on disk now; only parents-to-be stay in memory
