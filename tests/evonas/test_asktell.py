@@ -10,14 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 import operators
 from evonas import Search, engine
 from evonas.config import parse
-from genomes import spaces
+from tests.nb201 import synthetic_table
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -115,11 +114,7 @@ def toy():
 
 
 def _table(path: Path) -> Path:
-    space = spaces.get("nb201", input_shape=(3, 32, 32), num_outputs=10)
-    rng = np.random.default_rng(0)
-    path.write_text("arch,acc,size\n" + "".join(
-        f"{s},{rng.uniform(50, 95):.2f},{rng.uniform(0.1, 1.5):.3f}\n" for s in space.arch_strings()))
-    return path
+    return synthetic_table(path, size=True)
 
 
 def _toy_config(table: Path) -> dict:

@@ -12,6 +12,7 @@ import evonas
 from evonas import engine
 from genomes import Genome, spaces
 from tests.evonas.runs import TINY
+from tests.nb201 import synthetic_table
 
 
 def _epochs(run) -> int:
@@ -44,11 +45,7 @@ def test_the_wall_clock_budget_stops_after_the_initial_population(tmp_path):
 
 
 def _table(path):
-    space = spaces.get("nb201", input_shape=(3, 32, 32), num_outputs=10)
-    rng = np.random.default_rng(1)
-    path.write_text("arch,acc\n" + "".join(f"{s},{rng.uniform(50, 95):.2f}\n"
-                                           for s in space.arch_strings()))
-    return path
+    return synthetic_table(path, seed=1)
 
 
 def test_a_run_with_only_cheap_objectives_builds_nothing_and_dispatches_nothing(tmp_path, monkeypatch):

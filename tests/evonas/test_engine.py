@@ -4,7 +4,6 @@ directory holds what it should, and failures and interruptions never lose finish
 import csv
 import json
 
-import numpy as np
 import pytest
 import yaml
 
@@ -130,13 +129,9 @@ def test_an_existing_run_is_not_overwritten(tmp_path):
 
 
 def test_tabular_only_runs_need_no_training(tmp_path):
-    from genomes import spaces
+    from tests.nb201 import synthetic_table
 
-    space = spaces.get("nb201", input_shape=(3, 32, 32), num_outputs=10)
-    rng = np.random.default_rng(0)
-    table = tmp_path / "nb201.csv"
-    table.write_text("arch,acc,size\n" + "".join(
-        f"{s},{rng.uniform(50, 95):.2f},{rng.uniform(0.1, 1.5):.3f}\n" for s in space.arch_strings()))
+    table = synthetic_table(tmp_path / "nb201.csv", size=True)
     config = {"name": "tab", "task": {"dataset": "synthetic", "input_shape": [3, 32, 32],
                                       "num_classes": 10, "samples": 100},
               "space": {"kind": "nb201"},

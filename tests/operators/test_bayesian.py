@@ -186,11 +186,9 @@ def test_the_surrogate_ranks_nb201_cells(space):
 def test_an_engine_run_uses_it(tmp_path):
     if "bayesian" not in operators.names():
         operators.register("bayesian", "operators.bayesian:Bayesian")
-    space = spaces.get("nb201", input_shape=(3, 32, 32), num_outputs=10)
-    rng = np.random.default_rng(0)
-    table = tmp_path / "t.csv"
-    table.write_text("arch,acc\n" + "".join(f"{s},{rng.uniform(50, 95):.2f}\n"
-                                             for s in space.arch_strings()))
+    from tests.nb201 import synthetic_table
+
+    table = synthetic_table(tmp_path / "t.csv")
     config = {"name": "bo", "seed": 3,
               "task": {"dataset": "synthetic", "input_shape": [3, 32, 32], "num_classes": 10,
                        "samples": 100},

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import operators
+from tests.nb201 import synthetic_table
 from genomes import spaces
 from objectives import EvalState, EvaluationRecord
 from operators import Member, Request, Result
@@ -270,10 +271,7 @@ def _config(table: Path) -> dict:
 
 
 def _table(path: Path) -> Path:
-    rng = np.random.default_rng(0)
-    path.write_text("arch,acc\n" + "".join(f"{s},{rng.uniform(50, 95):.2f}\n"
-                                           for s in NB201.arch_strings()))
-    return path
+    return synthetic_table(path)
 
 
 def test_an_engine_run_with_rl_in_the_mix(rl, tmp_path):
