@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,7 +158,8 @@ class Search:
             space=r.space, directions=r.directions, cheap=[o.key for o in self.cheap],
             selection=c.search.selection, backend=c.search.backend,
             tournament=c.search.tournament, candidates=c.search.candidates,
-            operators_=c.search.operator_specs(), rng=self._rng, warn=self.progress.warn)
+            operators_=c.search.operator_specs(), rng=self._rng, warn=self.progress.warn,
+            preview=self._preview, previewed=[o.key for o in self.cheap if o.preview])
         self.individuals: list[Individual] = []
         self.population: list[Individual] = []
         self.front: list[Individual] = []
@@ -319,6 +320,15 @@ class Search:
         self._halving = SuccessiveHalving(rungs=self._batch.rungs or [1], keep=er.keep if
                                           er is not None and g > 0 else 1.0) if self.trains else None
         return True
+
+    def _preview(self, genomes: Sequence[Genome]) -> list[dict[str, float] | None]:
+        """The previewable cheap objectives of candidates, as screening measures them."""
+        objs = [o for o in self.cheap if o.preview]
+        out: list[dict[str, float] | None] = []
+        for g in genomes:
+            done = screen(g, objs, task=self.r.task, device=self.r.device, seed=0)
+            out.append(None if done.reason is not None else done.values)
+        return out
 
     def _screen(self, ind: Individual) -> bool:
         """Cheap objectives before any training; a failure fails (and journals) the individual.

@@ -45,6 +45,9 @@ class Objective:
     direction: str = "min"  # "min" or "max"
     cost: ClassVar[str] = "cheap"  # "cheap" (no training) or "expensive"
     selectable: ClassVar[bool] = True  # False: reported to the user, never used for selection
+    # True: cheap and exact enough that a proposer may measure it for candidates it has not yet
+    # proposed (``Request.preview``), so a learning proposer models only the other objectives.
+    preview: ClassVar[bool] = False
 
     @property
     def key(self) -> str:

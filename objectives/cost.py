@@ -28,7 +28,7 @@ __all__ = ["Flops", "LatencyLUT", "Latency", "Params", "time_call"]
 class Params(Objective):
     """Trainable parameters of the network, counted from the genome without building it."""
 
-    name, direction = "params", "min"
+    name, direction, preview = "params", "min", True
 
     def measure(self, ctx: Context) -> float:
         return float(ctx.genome.num_params())
@@ -38,7 +38,7 @@ class Flops(Objective):
     """Floating-point operations of one forward pass of one sample (torch's FLOP counter:
     2 per multiply-add of convolutions and matrix products)."""
 
-    name, direction = "flops", "min"
+    name, direction, preview = "flops", "min", True
 
     def measure(self, ctx: Context) -> float:
         net = ctx.genome.build(seed=ctx.seed).eval()
@@ -98,7 +98,7 @@ class LatencyLUT(Objective):
     deterministic and cheap. Merges (add, concat) are not counted.
     """
 
-    name, direction = "latency_lut", "min"
+    name, direction, preview = "latency_lut", "min", True
 
     def __init__(self, *, batch_size: int = 1, cache: str | None = None, warmup: int = 3,
                  repeats: int = 20):

@@ -23,7 +23,9 @@ LOOKUPS = ("nb201", "hash")
 class Tabular(Objective):
     """The value in ``value_column`` of the row whose ``key_column`` equals the genome's key."""
 
-    name, cost = "tabular", "cheap"
+    # Cheap to read, but it stands in for training: a proposer must not preview it (a learning
+    # proposer that read the table ahead would be reading the benchmark's answers).
+    name, cost, preview = "tabular", "cheap", False
 
     def __init__(self, *, path: str, value_column: str, key_column: str = "arch",
                  direction: str = "max", lookup: str = "nb201"):

@@ -6,9 +6,16 @@ An ensemble of small MLPs is fitted on every observation ``tell`` handed over (t
 features, its objective values); its spread is the uncertainty. Candidates are the
 neighbourhood of the best observed architectures plus a few fresh samples of the space, and
 the ``n`` proposals are picked by independent Thompson sampling (each proposal draws its own
-value for every candidate from N(mean, spread)) or by UCB, so a batch is diverse. Several
-objectives are scalarised by random ParEGO weights (Knowles 2006), one draw per proposal, over
-objectives normalised to the observed range.
+value for every candidate from N(mean, spread)) or by UCB, so a batch is diverse.
+
+Several objectives: only the expensive ones are modelled. The cheap exact ones (``params``,
+FLOPs, a latency table: ``Request.previewed``) are measured for every candidate through
+``Request.preview``, as screening will measure them. Candidates are ranked by the hypervolume
+they add to the observed front (``multi="hvi"``; pymoo's ``HV``, objectives normalised by the
+front's ideal and nadir, reference point 1.1), each proposal treating the earlier proposals'
+picks as observed so that a batch spreads along the front; those that add nothing follow, in
+the order of a random ParEGO scalarisation (Knowles 2006), which ``multi="parego"`` uses alone.
+Every point of the observed front is a centre whose neighbourhood is searched.
 
 Features: ``space.encode(genome)``; for cell spaces (``nb201``, strict ``cell``) a choice of
 the one-hot edge ops, the one-hot of the "live" cell (edges on no input -> output path set to
@@ -28,11 +35,13 @@ global generator is never touched), so the state is the observations alone.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from pymoo.indicators.hv import HV
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from genomes import Genome
 from genomes.spaces import SearchSpace
@@ -46,6 +55,8 @@ ACQUISITIONS = ("ts", "ucb")
 FEATURES = ("onehot", "live", "path", "summary")
 MAX_PATH_FEATURES = 4096  # longest path sequences are dropped beyond this many features
 OK_STATES = ("complete", "pruned")
+MULTI = ("hvi", "parego")
+REF = 1.1  # hypervolume reference point, the observed front's ideal at 0 and nadir at 1
 RHO = 0.05  # ParEGO's augmentation: max_k w_k f_k + RHO * sum_k w_k f_k
 
 
@@ -233,14 +244,17 @@ class Bayesian(Proposer):
 
     Options: ``ensemble`` MLPs of ``hidden`` units trained ``epochs`` full-batch steps at ``lr``;
     ``candidates`` scored per generation, of which a ``fresh`` share are new samples and the
-    rest neighbours of the ``top`` best observations; ``warmup`` observations before the model
+    rest neighbours of the ``top`` best observations (and of every point of the observed front,
+    with several objectives; in rotation when they do not all fit); ``warmup`` observations before the model
     is used (until then: neighbours of the best and fresh samples, at random); ``acquisition``
     ``ts`` (independent Thompson sampling) or ``ucb`` (mean minus ``beta`` spreads, in
     minimisation); ``encoding`` of cell spaces: ``+``-joined feature sets of ``_CellCoder``
     (``onehot`` = ``space.encode``, ``live``, ``path``, ``summary``). Other spaces use
-    ``space.encode``. The defaults were chosen on the NB201 table (``summary+live`` ranks
-    held-out cells better than BANANAS' ``path`` after 100 observations, tau 0.65 against
-    0.53; centres ``top=2`` gave the lowest regret at 150 queries).
+    ``space.encode``; ``multi``: ``hvi`` (hypervolume improvement) or ``parego`` for several
+    objectives. The defaults were chosen on the NB201 table (``summary+live`` ranks held-out
+    cells better than BANANAS' ``path`` after 100 observations, tau 0.65 against 0.53;
+    centres ``top=2`` gave the lowest regret at 150 queries). With two objectives
+    ``candidates=500`` spread the front better (``benchmarks/pareto_efficiency.py``).
     """
 
     name: ClassVar[str] = "bayesian"
@@ -248,7 +262,7 @@ class Bayesian(Proposer):
     def __init__(self, *, ensemble: int = 5, candidates: int = 300, warmup: int = 10,
                  acquisition: str = "ts", hidden: int = 64, epochs: int = 300,
                  lr: float = 0.01, decay: float = 0.01, top: int = 2, fresh: float = 0.1,
-                 beta: float = 1.0, encoding: str = "summary+live"):
+                 beta: float = 1.0, encoding: str = "summary+live", multi: str = "hvi"):
         self.ensemble = _int("ensemble", ensemble, 1, 100)
         self.candidates = _int("candidates", candidates, 1, 100_000)
         self.warmup = _int("warmup", warmup, 1, 100_000)
@@ -262,6 +276,8 @@ class Bayesian(Proposer):
         self.top = _int("top", top, 1, 100_000)
         self.fresh = _float("fresh", fresh, 0.0, 1.0)
         self.beta = _float("beta", beta, 0.0, 100.0)
+        _check(multi in MULTI, "multi", f"must be one of {MULTI}", multi)
+        self.multi = multi
         _check(isinstance(encoding, str) and encoding.split("+")
                and all(p in FEATURES for p in encoding.split("+")), "encoding",
                f"must be one or more of {FEATURES} joined by '+'", encoding)
@@ -272,6 +288,8 @@ class Bayesian(Proposer):
         self.archs_: list[list[str] | None] = []  # cell architectures (strict cell spaces)
         self.genomes_: list[Genome | None] = []  # other spaces, or before the space is known
         self.directions_: dict[str, str] = {}
+        # Previewed values of candidates (recomputable, so not state): (keys, id) -> values.
+        self._preview_cache: dict[tuple[tuple[str, ...], bytes | str], dict[str, float] | None] = {}
 
     # ------------------------------------------------------------------ learning
     def tell(self, results: Sequence[Result]) -> None:
@@ -316,6 +334,48 @@ class Bayesian(Proposer):
             return self._propose_cell(request, rng, keys, rows)
         return self._propose_genomes(request, rng, keys, rows)
 
+    def _previews(self, request: Request, genomes: Sequence[Genome],
+                  ids: Sequence[bytes | str]) -> np.ndarray:
+        """The previewed objectives of candidates in minimisation (rows: candidates, columns:
+        ``request.previewed``; NaN where measuring failed), cached by ``ids``."""
+        keys = request.previewed
+        todo = [k for k, i in enumerate(ids) if (keys, i) not in self._preview_cache]
+        if todo:
+            for k, values in zip(todo, request.preview([genomes[k] for k in todo])):
+                self._preview_cache[keys, ids[k]] = values
+        sign = np.array([-1.0 if self.directions_[k] == "max" else 1.0 for k in keys])
+        out = np.full((len(ids), len(keys)), np.nan)
+        for r, i in enumerate(ids):
+            values = self._preview_cache[keys, i]
+            if values is not None and all(k in values for k in keys):
+                out[r] = [values[k] for k in keys]
+        return out * sign
+
+    def _acquire(self, request: Request, X: np.ndarray, C: np.ndarray, F: np.ndarray,
+                 exact: Callable[[], np.ndarray], rng: np.random.Generator) -> np.ndarray:
+        """Acquisition values (lower is better, +inf: not a candidate), one row per proposal,
+        from observed features ``X`` and targets ``F`` (minimisation, one column per key) and
+        candidate features ``C``: the modelled keys are predicted by a freshly fitted ensemble,
+        the previewed ones measured by ``exact()`` (called only when some key is previewed)."""
+        keys = request.keys
+        mi = [k for k, key in enumerate(keys) if key not in request.previewed]
+        pi = [k for k, key in enumerate(keys) if key in request.previewed]
+        mean = np.zeros((len(C), len(keys)))
+        spread = np.zeros((len(C), len(keys)))
+        if mi:
+            Xs, Cs = _standardise(X, C)
+            model, mu, sd = self._fit(Xs, F[:, mi], rng)
+            P = model.predict(Cs)
+            mean[:, mi], spread[:, mi] = P.mean(0) * sd + mu, P.std(0) * sd
+        bad = np.zeros(len(C), dtype=bool)
+        if pi:
+            measured = exact()
+            bad = np.isnan(measured).any(1)  # failed: scored as a placeholder, then ruled out
+            mean[:, pi] = np.where(bad[:, None], 0.0, measured)
+        scores = self._scores(mean, spread, F, request.n, rng)
+        scores[:, bad] = np.inf
+        return scores
+
     def _targets(self, keys: list[str], rows: list[int]) -> np.ndarray:
         """Observed values in minimisation, one column per key."""
         sign = np.array([-1.0 if self.directions_[k] == "max" else 1.0 for k in keys])
@@ -328,15 +388,20 @@ class Bayesian(Proposer):
             return np.argsort(F[:, 0], kind="stable")
         lo, hi = F.min(0), F.max(0)
         norm = (F - lo) / np.where(hi > lo, hi - lo, 1.0)
-        rank = np.zeros(len(F), dtype=int)
-        left = np.arange(len(F))
-        level = 0
-        while len(left):
-            sub = F[left]
-            dominated = np.array([np.any(np.all(sub <= f, 1) & np.any(sub < f, 1)) for f in sub])
-            rank[left[~dominated]] = level
-            left, level = left[dominated], level + 1
+        _, rank = NonDominatedSorting().do(F, return_rank=True)
         return np.lexsort((norm.mean(1), rank))
+
+    def _centres(self, F: np.ndarray) -> np.ndarray:
+        """The observations whose neighbourhoods are searched, best first: the ``top`` best, and
+        with several objectives every one on the observed front as well (a front is spread
+        out; the neighbours of two of its points cannot improve the rest of it)."""
+        if not len(F):
+            return np.array([], dtype=int)
+        order = self._order(F)
+        if F.shape[1] == 1:
+            return order[: self.top]
+        on_front = set(NonDominatedSorting().do(F, only_non_dominated_front=True).tolist())
+        return np.array([r for k, r in enumerate(order) if k < self.top or r in on_front], dtype=int)
 
     def _fit(self, X: np.ndarray, F: np.ndarray, rng: np.random.Generator):
         """The fitted ensemble and the (mean, std) used to standardise targets."""
@@ -346,16 +411,26 @@ class Bayesian(Proposer):
         model = Ensemble(self.ensemble, self.hidden, self.epochs, self.lr, self.decay)
         return model.fit(X, (F - mu) / sd, gen), mu, sd
 
-    def _scores(self, P: np.ndarray, F: np.ndarray, mu: np.ndarray, sd: np.ndarray,
-                n: int, rng: np.random.Generator) -> np.ndarray:
-        """One row of acquisition values per proposal (lower is better), from ensemble
-        predictions ``P`` (members, candidates, keys) in standardised units."""
-        mean = P.mean(0) * sd + mu
-        spread = P.std(0) * sd
+    def _scores(self, mean: np.ndarray, spread: np.ndarray, F: np.ndarray, n: int,
+                rng: np.random.Generator) -> np.ndarray:
+        """One row of acquisition values per proposal (lower is better) from the candidates'
+        predicted ``mean`` and ``spread`` (zero for previewed keys) in minimisation units.
+
+        Each proposal draws its own values (Thompson sampling) or takes the optimistic bound
+        (UCB). One objective: that value. Several: the hypervolume the candidate adds to the
+        observed front (reference point ``REF`` in objectives
+        normalised by the front's own ideal and nadir points, as the benchmarks measure it), and
+        for the candidates that add nothing, after all that do, a random ParEGO
+        scalarisation (one Dirichlet weight draw per proposal) to order them."""
         K = F.shape[1]
-        lo, hi = F.min(0), F.max(0)
-        scale = np.where(hi > lo, hi - lo, 1.0)
-        out = np.empty((n, P.shape[1]))
+        if K > 1:
+            front = F[NonDominatedSorting().do(F, only_non_dominated_front=True)]
+            lo, hi = front.min(0), front.max(0)
+            scale = np.where(hi > lo, hi - lo, 1.0)
+            front = (front - lo) / scale
+            hv = HV(ref_point=np.full(K, REF))
+            base = hv(front)
+        out = np.empty((n, len(mean)))
         for j in range(n):
             if self.acquisition == "ts":
                 value = mean + spread * rng.standard_normal(mean.shape)
@@ -363,10 +438,22 @@ class Bayesian(Proposer):
                 value = mean - self.beta * spread
             if K == 1:
                 out[j] = value[:, 0]
-            else:
-                w = rng.dirichlet(np.ones(K))
-                f = (value - lo) / scale * w
-                out[j] = f.max(1) + RHO * f.sum(1)
+                continue
+            w = rng.dirichlet(np.ones(K))
+            f = (value - lo) / scale
+            parego = (f * w).max(1) + RHO * (f * w).sum(1)
+            if self.multi == "parego":
+                out[j] = parego
+                continue
+            dominated = ((front[None] <= f[:, None]).all(2)).any(1)
+            gain = np.zeros(len(f))
+            for c in np.flatnonzero(~dominated & (f < REF).all(1)):
+                gain[c] = hv(np.vstack([front, f[c]])) - base
+            out[j] = np.where(gain > 0, -gain, parego - parego.min())
+            if gain.max() > 0:  # the next proposals improve on this one's pick (as if it came
+                pick = int(np.argmax(gain))  # true: "kriging believer"), so a batch spreads out
+                front = np.vstack([front, f[pick]])
+                base = hv(front)
         return out
 
     @staticmethod
@@ -376,6 +463,8 @@ class Bayesian(Proposer):
         for j in range(len(scores)):
             for c in np.argsort(scores[j], kind="stable"):
                 c = int(c)
+                if not np.isfinite(scores[j, c]):
+                    break
                 if c not in taken and accept(c):
                     taken.append(c)
                     break
@@ -389,8 +478,7 @@ class Bayesian(Proposer):
         observed = np.array([[ops.index(o) for o in self.archs_[r]] for r in rows],
                             dtype=np.int64).reshape(len(rows), len(coder.edges))
         F = self._targets(keys, rows)
-        order = self._order(F) if len(rows) else np.array([], dtype=int)
-        centres = observed[order[: self.top]]
+        centres = observed[self._centres(F)]
         known = {a.tobytes() for a in observed}
         known |= {np.array([ops.index(o) for o in a], dtype=np.int64).tobytes()
                   for a in self.archs_ if a is not None}
@@ -400,9 +488,10 @@ class Bayesian(Proposer):
             scores = rng.random((request.n, len(cands)))
             how = "warm-up draw"
         else:
-            X, C = _standardise(coder.features(observed), coder.features(cands))
-            model, mu, sd = self._fit(X, F, rng)
-            scores = self._scores(model.predict(C), F, mu, sd, request.n, rng)
+            scores = self._acquire(
+                request, coder.features(observed), coder.features(cands), F,
+                lambda: self._previews(request, [coder.genome(a) for a in cands],
+                                       [a.tobytes() for a in cands]), rng)
             how = f"{self.acquisition} over {len(cands)} candidates"
         made: dict[int, Child] = {}
         batch: set[str] = set()
@@ -424,26 +513,39 @@ class Bayesian(Proposer):
 
     def _cell_candidates(self, centres: np.ndarray, E: int, O: int, known: set[bytes],
                          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Every one-edge neighbour of the centres (best first, up to the share of
-        ``candidates`` that is not fresh), then fresh uniform draws; unknown architectures
-        only. Returns (architectures, index of the centre each came from or -1)."""
+        """Every one-edge neighbour of the centres, then fresh uniform draws; unknown
+        architectures only. Where the neighbours exceed the share of ``candidates`` that is not
+        fresh, each centre takes its turn in rotation (a front's every point gets its share).
+        Returns (architectures, index of the centre each came from
+        or -1)."""
         want_fresh = max(1, round(self.fresh * self.candidates)) if self.fresh > 0 else 0
         room = self.candidates - want_fresh if len(centres) else 0
-        out, parent, keys = [], [], set(known)
-        for p, centre in enumerate(centres):
-            if len(out) >= room:
-                break
-            nb = np.repeat(centre[None], E * (O - 1), 0)
+        keys = set(known)
+        lists: list[list[np.ndarray]] = []
+        for centre in centres:
             moves = [(e, o) for e in range(E) for o in range(O) if o != centre[e]]
+            nb = np.repeat(centre[None], len(moves), 0)
             for i, (e, o) in enumerate(moves):
                 nb[i, e] = o
+            mine = []
             for a in nb[rng.permutation(len(nb))]:
-                if len(out) >= room:
-                    break
                 if (b := a.tobytes()) not in keys:
                     keys.add(b)
-                    out.append(a)
-                    parent.append(p)
+                    mine.append(a)
+            lists.append(mine)
+        if sum(map(len, lists)) > room:  # in rotation: the k-th neighbour of every centre first
+            take = [0] * len(lists)
+            left = room
+            for k in range(max(map(len, lists), default=0)):
+                for p, mine in enumerate(lists):
+                    if left and k < len(mine):
+                        take[p], left = take[p] + 1, left - 1
+            for p, mine in enumerate(lists):
+                for a in mine[take[p]:]:
+                    keys.discard(a.tobytes())
+            lists = [mine[: take[p]] for p, mine in enumerate(lists)]
+        out = [a for mine in lists for a in mine]
+        parent = [p for p, mine in enumerate(lists) for _ in mine]
         fresh = self.candidates - len(out)
         tries = 0
         while fresh > 0 and tries < 20 * self.candidates:
@@ -462,8 +564,7 @@ class Bayesian(Proposer):
 
         space = request.space
         F = self._targets(keys, rows)
-        order = self._order(F) if len(rows) else np.array([], dtype=int)
-        centres = [rows[int(i)] for i in order[: self.top]]
+        centres = [rows[int(i)] for i in self._centres(F)]
         names = ["mutate"] + (list(operators.morphisms.names()) if space.editable else [])
         makers = {n: operators.get(n) for n in names}
         want_fresh = max(1, round(self.fresh * self.candidates)) if self.fresh > 0 else 0
@@ -494,10 +595,12 @@ class Bayesian(Proposer):
             scores = rng.random((request.n, len(cands)))
             how = "warm-up draw"
         else:
-            X, C = _standardise(np.array([space.encode(self.genomes_[r]) for r in rows]),
-                                np.array([space.encode(g) for g, _, _ in cands]))
-            model, mu, sd = self._fit(X, F, rng)
-            scores = self._scores(model.predict(C), F, mu, sd, request.n, rng)
+            genomes = [g for g, _, _ in cands]
+            scores = self._acquire(
+                request, np.array([space.encode(self.genomes_[r]) for r in rows]),
+                np.array([space.encode(g) for g in genomes]), F,
+                lambda: self._previews(request, genomes, [g.canonical_hash() for g in genomes]),
+                rng)
             how = f"{self.acquisition} over {len(cands)} candidates"
         out = []
         for c in self._pick(scores, lambda c: True):
@@ -548,6 +651,8 @@ def _strict_cell(space: SearchSpace) -> bool:
 
 
 def _edge_change(space, before: np.ndarray, after: np.ndarray, ops) -> str:
-    k = int(np.flatnonzero(before != after)[0])
-    i, j = space.edges()[k]
-    return f"edge {i}->{j}: {ops[int(before[k])]} -> {ops[int(after[k])]}"
+    changes = []
+    for k in np.flatnonzero(before != after):
+        i, j = space.edges()[int(k)]
+        changes.append(f"edge {i}->{j}: {ops[int(before[k])]} -> {ops[int(after[k])]}")
+    return ", ".join(changes)

@@ -57,6 +57,9 @@ class Request:
     canonical hashes of every architecture already proposed. ``weights`` is False when nothing
     trains, so children should inherit nothing (and build nothing). ``budget`` maps each budget
     (evaluations, generations, seconds, epochs) to what is left (None: unbounded).
+    ``preview(genomes)`` measures the objectives named in ``previewed`` (cheap and exact, e.g.
+    ``params``; see ``Objective.preview``) for candidates, exactly as screening will: one dict
+    per genome, None where measuring failed. A learning proposer models only the other keys.
     """
 
     n: int
@@ -70,10 +73,18 @@ class Request:
     generation: int
     rng: np.random.Generator
     weights: bool = True
+    preview: Callable[[Sequence[Genome]], list[dict[str, float] | None]] = field(
+        default=lambda genomes: [{} for _ in genomes], repr=False, compare=False)
+    previewed: tuple[str, ...] = ()
 
     @property
     def keys(self) -> list[str]:
         return list(self.directions)
+
+    @property
+    def modelled(self) -> list[str]:
+        """The objective keys a proposer cannot preview: what a surrogate must predict."""
+        return [k for k in self.directions if k not in self.previewed]
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 import operators
+from genomes import Genome
 from genomes.spaces import SearchSpace
 from operators import Child, Member, Proposer, Request, Result
 from operators.base import copy_state
@@ -65,8 +66,12 @@ class Strategy:
                  selection: str, backend: str, tournament: int, candidates: int,
                  operators_: Mapping[str, tuple[float, dict[str, Any]]],
                  rng: Callable[..., np.random.Generator],
-                 warn: Callable[[str], None] = lambda text: None):
+                 warn: Callable[[str], None] = lambda text: None,
+                 preview: Callable[[Sequence[Genome]], list[dict[str, float] | None]] | None = None,
+                 previewed: Sequence[str] = ()):
         self.space, self.directions, self.rng, self.warn = space, dict(directions), rng, warn
+        self.preview = preview or (lambda genomes: [{} for _ in genomes])
+        self.previewed = tuple(k for k in directions if k in previewed)
         keys = list(directions)
         self.cheap = list(cheap)
         self.selection = make_selection(selection, backend, tournament=tournament,
@@ -113,7 +118,8 @@ class Strategy:
                                   population=members, objectives=raw, directions=self.directions,
                                   seen=_ReadOnly(seen), space=self.space, budget=dict(budget),
                                   generation=generation, weights=weights,
-                                  rng=self.rng("request", generation, round_, name))
+                                  rng=self.rng("request", generation, round_, name),
+                                  preview=self.preview, previewed=self.previewed)
                 start = time.perf_counter()
                 try:
                     children = self.proposers[name].propose(request)[: len(slots)]

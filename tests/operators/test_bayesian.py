@@ -63,7 +63,7 @@ def _told(space, count=30, seed=0) -> list[Result]:
 @pytest.mark.parametrize("option, value", [
     ("ensemble", 0), ("ensemble", 2.5), ("candidates", 0), ("warmup", -1), ("acquisition", "ei"),
     ("hidden", 0), ("epochs", True), ("lr", 0.0), ("decay", -1.0), ("top", 0), ("fresh", 1.5),
-    ("beta", float("nan")), ("encoding", "graph"), ("encoding", "path+"),
+    ("beta", float("nan")), ("encoding", "graph"), ("encoding", "path+"), ("multi", "ehvi"),
 ])
 def test_a_bad_option_is_refused_with_its_name(option, value):
     with pytest.raises(ValueError, match=f"option '{option}'"):
@@ -206,3 +206,95 @@ def test_an_engine_run_uses_it(tmp_path):
     assert {i.operator for i in result.individuals} == {"initial", "bayesian"}
     assert accounts["bayesian"]["evaluated"] == 16 and accounts["bayesian"]["duplicates"] == 0
     assert len(learner.hashes_) == len(result.individuals)
+
+
+def _two_objectives(space, told, preview, n=5) -> Request:
+    """A request over ``acc`` (max, modelled) and ``size`` (min, previewed by ``preview``)."""
+    request = _request(space, told, n=n)
+    return Request(**{**request.__dict__, "directions": {"acc": "max", "size": "min"},
+                      "objectives": np.zeros((4, 2)), "preview": preview,
+                      "previewed": ("size",)})
+
+
+def test_previewed_objectives_are_measured_not_modelled(space, monkeypatch):
+    """The ensemble fits the modelled key alone; the previewed one comes from ``preview``, so a
+    candidate whose preview failed is never proposed."""
+    told = []
+    for r in _told(space):
+        rec = EvaluationRecord(r.record.genome_hash, EvalState.COMPLETE,
+                               {"acc": r.record.objectives["acc"], "size": float(r.id % 7)})
+        told.append(Result(r.id, r.genome, rec, "initial", (), None, "evaluated", 0))
+    allowed, asked = set(), []
+
+    def preview(genomes):
+        asked.extend(genomes)
+        out = []
+        for g in genomes:  # one candidate in three can be measured
+            ok = int(g.canonical_hash()[:8], 16) % 3 == 0
+            if ok:
+                allowed.add(g.canonical_hash())
+            out.append({"size": float(int(g.canonical_hash()[:8], 16) % 11)} if ok else None)
+        return out
+
+    fitted = []
+    real_fit = Bayesian._fit
+    monkeypatch.setattr(Bayesian, "_fit",
+                        lambda self, X, F, rng: fitted.append(F.shape) or real_fit(self, X, F, rng))
+    b = Bayesian(epochs=30, candidates=80)
+    b.tell(told)
+    children = b.propose(_two_objectives(space, told, preview))
+    assert fitted == [(len(told), 1)]  # acc only
+    assert len(asked) == 80 and len(children) == 5
+    assert {c.genome.canonical_hash() for c in children} <= allowed
+    again = b.propose(_two_objectives(space, told, preview))  # cached: nothing measured twice
+    assert len(again) == 5 and len(asked) == len({g.canonical_hash() for g in asked})
+
+
+def test_hypervolume_acquisition_ranks_by_the_front_it_adds_and_spreads_a_batch():
+    """Exact values (no spread, UCB): the candidate adding the most hypervolume comes first,
+    dominated ones after every improving one; the next proposal treats the first pick as
+    observed, so it takes the other improving candidate."""
+    b = Bayesian(acquisition="ucb")
+    F = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])  # minimisation; the last is dominated
+    mean = np.array([[0.5, 0.5], [2.0, 2.0], [0.3, 0.3], [0.9, 0.05]])
+    scores = b._scores(mean, np.zeros_like(mean), F, 2, np.random.default_rng(0))
+    first, second = scores
+    assert np.argsort(first)[:2].tolist() == [2, 0] and first[1] > max(first[0], first[3])
+    assert np.argmin(second) == 3  # candidate 2 is now on the front; 0 adds less than 3 does
+    parego = Bayesian(acquisition="ucb", multi="parego")._scores(
+        mean, np.zeros_like(mean), F, 1, np.random.default_rng(0))
+    assert np.argmax(parego[0]) == 1  # ParEGO too puts the dominated candidate last
+
+
+def test_with_several_objectives_every_front_point_is_a_centre():
+    b = Bayesian(top=1)
+    F = np.array([[0.0, 5.0], [1.0, 3.0], [2.0, 2.0], [3.0, 3.0], [5.0, 0.0], [4.0, 4.0]])
+    assert sorted(b._centres(F).tolist()) == [0, 1, 2, 4]
+    assert b._centres(F[:, :1]).tolist() == [0]  # one objective: the top one only
+
+
+def test_an_engine_run_previews_params_as_screening_measures_them(tmp_path):
+    from tests.nb201 import synthetic_table
+
+    table = synthetic_table(tmp_path / "t.csv")
+    config = {"name": "bo2", "seed": 5,
+              "task": {"dataset": "synthetic", "input_shape": [3, 32, 32], "num_classes": 10,
+                       "samples": 100},
+              "space": {"kind": "nb201"},
+              "search": {"population": 6, "offspring": 4, "generations": 4, "selection": "aging",
+                         "operators": {"bayesian": {"weight": 1, "warmup": 6, "epochs": 30,
+                                                    "candidates": 40}}},
+              "objectives": [{"name": "tabular", "path": str(table), "value_column": "acc"},
+                             {"name": "params"}]}
+    with Search(config) as search:
+        engine.drive(search)
+        result = search.result()
+        learner = search.strategy.proposers["bayesian"]
+        space = search.r.space
+    assert {keys for keys, _ in learner._preview_cache} == {("params",)}  # never the table
+    children = [i for i in result.individuals if i.operator == "bayesian"]
+    assert len(children) == 16
+    for ind in children:
+        arch = np.array([space.ops.index(o) for o in space.decode(ind.genome)], dtype=np.int64)
+        measured = learner._preview_cache[("params",), arch.tobytes()]
+        assert measured == {"params": ind.record.objectives["params"]}
