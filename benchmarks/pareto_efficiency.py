@@ -23,7 +23,7 @@ population 20, offspring 20, ``mutate``), ``nsga2-10`` (the same with 10 and 10)
 (aging, population 10, offspring 10, the ``bayesian`` proposer with 500 candidates).
 
     python benchmarks/pareto_efficiency.py [--table ../shared/data/nb201_12ep_c100_in16.csv]
-        [--column cifar100_val] [--seeds 30] [--budgets 150,300]
+        [--column cifar100_val] [--seeds 30] [--first-seed 0] [--budgets 150,300]
         [--strategies random,rea,nsga2,nsga2-10,bayesian] [--workers 2]
         [--bayesian-options '{"candidates": 300}']
 """
@@ -148,6 +148,9 @@ def main() -> None:
                     help="NB201 CSV (relative paths are taken from the repository root)")
     ap.add_argument("--column", default="cifar100_val", help="the column maximised")
     ap.add_argument("--seeds", type=int, default=30)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="seeds first-seed .. first-seed + seeds - 1 (others than the reported "
+                         "0-29 for development)")
     ap.add_argument("--budgets", default="150,300")
     ap.add_argument("--strategies", default="random,rea,nsga2,nsga2-10,bayesian")
     ap.add_argument("--workers", type=int, default=2, help="processes running seeds in parallel")
@@ -187,7 +190,8 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     start = time.perf_counter()
     runs: dict[str, list[dict]] = {s: [] for s in strategies}
-    jobs = [(s, seed) for s in strategies for seed in range(args.seeds)]
+    jobs = [(s, seed) for s in strategies
+            for seed in range(args.first_seed, args.first_seed + args.seeds)]
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
         futures = [pool.submit(one_run, s, seed, budget, str(table_path), args.column,
                                args.bayesian_options)
@@ -206,6 +210,7 @@ def main() -> None:
         return float(hv((front(pts) - ideal) / scale)) / true_hv
 
     results = {"table": table_path.name, "column": args.column, "seeds": args.seeds,
+               "first_seed": args.first_seed,
                "bayesian_options": args.bayesian_options,
                "budgets": budgets, "workers": args.workers, "reference_point": REF,
                "true_front": {"points": len(true), "hv": round(true_hv, 6),

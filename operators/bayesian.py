@@ -334,14 +334,15 @@ class Bayesian(Proposer):
             return self._propose_cell(request, rng, keys, rows)
         return self._propose_genomes(request, rng, keys, rows)
 
-    def _previews(self, request: Request, genomes: Sequence[Genome],
-                  ids: Sequence[bytes | str]) -> np.ndarray:
+    def _previews(self, request: Request, ids: Sequence[bytes | str],
+                  genome: Callable[[int], Genome]) -> np.ndarray:
         """The previewed objectives of candidates in minimisation (rows: candidates, columns:
-        ``request.previewed``; NaN where measuring failed), cached by ``ids``."""
+        ``request.previewed``; NaN where measuring failed), cached by ``ids``; ``genome(k)``
+        makes candidate k's genome, only when it is not cached."""
         keys = request.previewed
         todo = [k for k, i in enumerate(ids) if (keys, i) not in self._preview_cache]
         if todo:
-            for k, values in zip(todo, request.preview([genomes[k] for k in todo])):
+            for k, values in zip(todo, request.preview([genome(k) for k in todo])):
                 self._preview_cache[keys, ids[k]] = values
         sign = np.array([-1.0 if self.directions_[k] == "max" else 1.0 for k in keys])
         out = np.full((len(ids), len(keys)), np.nan)
@@ -490,8 +491,8 @@ class Bayesian(Proposer):
         else:
             scores = self._acquire(
                 request, coder.features(observed), coder.features(cands), F,
-                lambda: self._previews(request, [coder.genome(a) for a in cands],
-                                       [a.tobytes() for a in cands]), rng)
+                lambda: self._previews(request, [a.tobytes() for a in cands],
+                                       lambda k: coder.genome(cands[k])), rng)
             how = f"{self.acquisition} over {len(cands)} candidates"
         made: dict[int, Child] = {}
         batch: set[str] = set()
@@ -599,7 +600,8 @@ class Bayesian(Proposer):
             scores = self._acquire(
                 request, np.array([space.encode(self.genomes_[r]) for r in rows]),
                 np.array([space.encode(g) for g in genomes]), F,
-                lambda: self._previews(request, genomes, [g.canonical_hash() for g in genomes]),
+                lambda: self._previews(request, [g.canonical_hash() for g in genomes],
+                                       genomes.__getitem__),
                 rng)
             how = f"{self.acquisition} over {len(cands)} candidates"
         out = []

@@ -250,6 +250,50 @@ def test_editable_children_inherit_weights_and_the_operators_treatment():
         c.genome.build(dtype=torch.float64).load_state_dict(c.state_dict)
 
 
+def test_editable_operator_choice_is_conditioned_on_the_parent_and_round_trips():
+    """Mutating helps the weak parent and hurts the good one; the other operator gives each a
+    small gain. The policy learns to prefer ``mutate`` for the weak parent only, with advantages
+    against each parent's own baseline; a restored learner goes on alike."""
+    space = spaces.get("multibranch", input_shape=(1, 8, 8), num_outputs=3, channels=[4, 8])
+    genomes = space.initial(np.random.default_rng(3), 2)
+    errors = (0.2, 0.8)  # a good parent, a weak one
+    members = tuple(Member(i, g, record(g, val_error=e), "initial", 0)
+                    for i, (g, e) in enumerate(zip(genomes, errors)))
+    parent_of = {m.genome.canonical_hash(): m for m in members}
+    learner = Reinforce(operators=["widen", "mutate"], lr=0.1)
+
+    def error(c):
+        e = parent_of[c.provenance.parents[0]].record.objectives["val_error"]
+        mutated = c.provenance.detail.startswith("mutate")
+        return e + (0.3 if mutated else -0.01) if e < 0.5 else e - (0.3 if mutated else 0.01)
+
+    def step(x, g):
+        children = x.propose(request(space=space, n=2, seed=g, generation=g,
+                                     parents=tuple((m,) for m in members),
+                                     directions={"val_error": "min"}))
+        x.tell(tuple(Result(100 * g + k, c.genome, record(c.genome, val_error=error(c)), "rl",
+                            (0,), c, "evaluated", g) for k, c in enumerate(children)))
+
+    for g in range(1, 41):
+        step(learner, g)
+    assert len(learner.parent_rewards) == 2 and learner.parent_range == [-0.8, -0.2]
+    a, w = learner.params["op_logits"].numpy(), learner.params["op_quality"].numpy()
+    good, weak = _softmax_np(a + w), _softmax_np(a - w)  # quality +1 and -1; ops widen, mutate
+    assert weak[1] > 0.6 and good[1] < 0.4
+    data, tensors = learner.state()
+    back = Reinforce(operators=["widen", "mutate"], lr=0.1)
+    back.load_state(json.loads(json.dumps(data)), {k: v.clone() for k, v in tensors.items()})
+    assert_same_state(back.state(), (data, tensors))
+    for x in (learner, back):
+        step(x, 41)
+    assert_same_state(back.state(), learner.state())
+
+
+def _softmax_np(x):
+    z = np.exp(x - x.max())
+    return z / z.sum()
+
+
 # ---------------------------------------------------------------- the engine
 class Dying(Reinforce):
     """``rl`` that kills its process in ``tell`` of generation ``EVONAS_RL_DIE`` (a kill test)."""
