@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from search_efficiency import (DEFAULT_TABLE, INPUT_SHAPE, NUM_CLASSES,  # noqa: E402
-                               propose_seconds, read_table)
+                               budgets_and_strategies, propose_seconds, read_table, table_file)
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 REF = 1.1  # the reference point in normalised units (true front: ideal 0, nadir 1)
@@ -158,20 +158,8 @@ def main() -> None:
                     help="JSON object of options for the bayesian proposer, over the benchmark's")
     args = ap.parse_args()
 
-    table_path = Path(args.table).expanduser()
-    if not table_path.is_absolute():
-        table_path = ROOT / table_path
-    if not table_path.is_file():
-        print(f"error: the NB201 table {str(table_path)!r} does not exist; pass --table PATH "
-              f"(see shared/data/README.md)", file=sys.stderr)
-        sys.exit(2)
-    budgets = sorted({int(b) for b in args.budgets.split(",") if b.strip()})
-    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    for s in strategies:
-        if s not in STRATEGIES:
-            ap.error(f"unknown strategy {s!r}; known: {list(STRATEGIES)}")
-    if not budgets or budgets[0] < 1 or args.seeds < 1 or args.workers < 1:
-        ap.error("budgets, seeds and workers must be >= 1")
+    table_path = table_file(args.table)
+    budgets, strategies = budgets_and_strategies(ap, args, STRATEGIES)
     budget = budgets[-1]
 
     table = read_table(table_path, args.column, args.column)

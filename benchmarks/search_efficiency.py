@@ -155,6 +155,33 @@ def propose_seconds(cells: list[tuple], column: str, options: dict, *, params: b
     return statistics.median(times)
 
 
+def budgets_and_strategies(ap: argparse.ArgumentParser, args: argparse.Namespace,
+                           known: dict) -> tuple[list[int], list[str]]:
+    """``--budgets`` (ascending) and ``--strategies`` checked against ``known``; a bad value is
+    an argparse error (exit 2) naming it."""
+    budgets = sorted({int(b) for b in args.budgets.split(",") if b.strip()})
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    for s in strategies:
+        if s not in known:
+            ap.error(f"unknown strategy {s!r}; known: {list(known)}")
+    if not budgets or budgets[0] < 1 or args.seeds < 1 or args.workers < 1:
+        ap.error("budgets, seeds and workers must be >= 1")
+    return budgets, strategies
+
+
+def table_file(arg: str) -> Path:
+    """The ``--table`` path (relative ones from the repository root); exit 2 naming it if it is
+    not a file."""
+    path = Path(arg).expanduser()
+    if not path.is_absolute():
+        path = ROOT / path
+    if not path.is_file():
+        print(f"error: the NB201 table {str(path)!r} does not exist; pass --table PATH "
+              f"(see shared/data/README.md)", file=sys.stderr)
+        sys.exit(2)
+    return path
+
+
 def read_table(path: Path, column: str, test_column: str) -> dict[str, tuple[float, float]]:
     """arch -> (search value, test value)."""
     with path.open(newline="") as f:
@@ -285,21 +312,9 @@ def main() -> None:
                          "observations (no engine runs)")
     args = ap.parse_args()
 
-    table_path = Path(args.table).expanduser()
-    if not table_path.is_absolute():
-        table_path = ROOT / table_path
-    if not table_path.is_file():
-        print(f"error: the NB201 table {str(table_path)!r} does not exist; pass --table PATH "
-              f"(see shared/data/README.md)", file=sys.stderr)
-        sys.exit(2)
+    table_path = table_file(args.table)
     test_column = args.test_column or args.column.replace("_val", "_test")
-    budgets = sorted({int(b) for b in args.budgets.split(",") if b.strip()})
-    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    for s in strategies:
-        if s not in STRATEGIES:
-            ap.error(f"unknown strategy {s!r}; known: {list(STRATEGIES)}")
-    if not budgets or budgets[0] < 1 or args.seeds < 1 or args.workers < 1:
-        ap.error("budgets, seeds and workers must be >= 1")
+    budgets, strategies = budgets_and_strategies(ap, args, STRATEGIES)
     budget = budgets[-1]
 
     table = read_table(table_path, args.column, test_column)

@@ -183,20 +183,26 @@ def test_the_surrogate_ranks_nb201_cells(space):
     assert tau >= bar, tau
 
 
-def test_an_engine_run_uses_it(tmp_path):
-    if "bayesian" not in operators.names():
-        operators.register("bayesian", "operators.bayesian:Bayesian")
+def _engine_config(tmp_path, *, seed: int, candidates: int, objectives=()) -> dict:
+    """A small nb201 run on the synthetic table (``acc``), ``bayesian`` the only operator."""
     from tests.nb201 import synthetic_table
 
     table = synthetic_table(tmp_path / "t.csv")
-    config = {"name": "bo", "seed": 3,
-              "task": {"dataset": "synthetic", "input_shape": [3, 32, 32], "num_classes": 10,
-                       "samples": 100},
-              "space": {"kind": "nb201"},
-              "search": {"population": 6, "offspring": 4, "generations": 4, "selection": "aging",
-                         "operators": {"bayesian": {"weight": 1, "warmup": 6, "epochs": 30,
-                                                    "candidates": 50}}},
-              "objectives": [{"name": "tabular", "path": str(table), "value_column": "acc"}]}
+    return {"name": "bo", "seed": seed,
+            "task": {"dataset": "synthetic", "input_shape": [3, 32, 32], "num_classes": 10,
+                     "samples": 100},
+            "space": {"kind": "nb201"},
+            "search": {"population": 6, "offspring": 4, "generations": 4, "selection": "aging",
+                       "operators": {"bayesian": {"weight": 1, "warmup": 6, "epochs": 30,
+                                                  "candidates": candidates}}},
+            "objectives": [{"name": "tabular", "path": str(table), "value_column": "acc"},
+                           *objectives]}
+
+
+def test_an_engine_run_uses_it(tmp_path):
+    if "bayesian" not in operators.names():
+        operators.register("bayesian", "operators.bayesian:Bayesian")
+    config = _engine_config(tmp_path, seed=3, candidates=50)
     with Search(config) as search:
         engine.drive(search)
         result = search.result()
@@ -274,18 +280,7 @@ def test_with_several_objectives_every_front_point_is_a_centre():
 
 
 def test_an_engine_run_previews_params_as_screening_measures_them(tmp_path):
-    from tests.nb201 import synthetic_table
-
-    table = synthetic_table(tmp_path / "t.csv")
-    config = {"name": "bo2", "seed": 5,
-              "task": {"dataset": "synthetic", "input_shape": [3, 32, 32], "num_classes": 10,
-                       "samples": 100},
-              "space": {"kind": "nb201"},
-              "search": {"population": 6, "offspring": 4, "generations": 4, "selection": "aging",
-                         "operators": {"bayesian": {"weight": 1, "warmup": 6, "epochs": 30,
-                                                    "candidates": 40}}},
-              "objectives": [{"name": "tabular", "path": str(table), "value_column": "acc"},
-                             {"name": "params"}]}
+    config = _engine_config(tmp_path, seed=5, candidates=40, objectives=[{"name": "params"}])
     with Search(config) as search:
         engine.drive(search)
         result = search.result()
