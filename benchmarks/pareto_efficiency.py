@@ -48,7 +48,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from search_efficiency import (DEFAULT_TABLE, INPUT_SHAPE, NUM_CLASSES,  # noqa: E402
-                               budgets_and_strategies, propose_seconds, read_table, table_file)
+                               budgets_and_strategies, nb201_config, propose_seconds,
+                               read_table, table_file)
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 REF = 1.1  # the reference point in normalised units (true front: ideal 0, nadir 1)
@@ -75,16 +76,8 @@ def config(strategy: str, seed: int, budget: int, table: str, column: str,
     search = dict(STRATEGIES[strategy])
     if options and strategy == "bayesian":
         search["operators"] = {"bayesian": {**search["operators"]["bayesian"], **options}}
-    return {
-        "name": f"nb201-mo-{strategy}", "seed": seed,
-        "task": {"dataset": "synthetic", "input_shape": list(INPUT_SHAPE),
-                 "num_classes": NUM_CLASSES, "samples": 10 * NUM_CLASSES},
-        "space": {"kind": "nb201"},
-        "search": {**search, "generations": 10 * budget, "max_evaluations": budget},
-        "objectives": [{"name": "tabular", "path": table, "value_column": column,
-                        "direction": "max"},
-                       {"name": "params"}],
-    }
+    return nb201_config(f"nb201-mo-{strategy}", seed, search, budget, table, column,
+                        ({"name": "params"},))
 
 
 def table_params(table_path: Path, archs: list[str]) -> dict[str, int]:

@@ -192,17 +192,23 @@ def read_table(path: Path, column: str, test_column: str) -> dict[str, tuple[flo
         return {row["arch"]: (float(row[column]), float(row[test_column])) for row in reader}
 
 
-def config(strategy: str, seed: int, budget: int, table: str, column: str) -> dict:
-    search, _ = STRATEGIES[strategy]
+def nb201_config(name: str, seed: int, search: dict, budget: int, table: str, column: str,
+                 more: tuple[dict, ...] = ()) -> dict:
+    """An engine config on the ``nb201`` space: ``column`` of the table maximised (plus the
+    objectives in ``more``), ``budget`` queries, generations enough that the budget binds."""
     return {
-        "name": f"nb201-{strategy}", "seed": seed,
+        "name": name, "seed": seed,
         "task": {"dataset": "synthetic", "input_shape": list(INPUT_SHAPE),
                  "num_classes": NUM_CLASSES, "samples": 10 * NUM_CLASSES},
         "space": {"kind": "nb201"},
         "search": {**search, "generations": 10 * budget, "max_evaluations": budget},
         "objectives": [{"name": "tabular", "path": table, "value_column": column,
-                        "direction": "max"}],
+                        "direction": "max"}, *more],
     }
+
+
+def config(strategy: str, seed: int, budget: int, table: str, column: str) -> dict:
+    return nb201_config(f"nb201-{strategy}", seed, STRATEGIES[strategy][0], budget, table, column)
 
 
 def unavailable(strategy: str, table: str, column: str) -> str | None:
