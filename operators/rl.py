@@ -54,7 +54,9 @@ On issue 13's pilot (``benchmarks/rl_editable.py --first-seed 100``, seeds 100-1
 gain from +0.73 (uniform) to +1.43, higher on every seed; a larger step (``lr`` 0.2) was
 unstable there (+1.03). On the reported seeds 0-9 (run once, after the pilot) the bar still does
 not hold: +1.70 against +0.83, one-sided Mann-Whitney on per-seed means p = 0.137 (paired
-Wilcoxon p = 0.053), against +1.75, p = 0.093 without them. The fixed-space policy is untouched.
+Wilcoxon p = 0.053), against +1.75, p = 0.093 without them. Nor on seeds 10-19 with 12 rounds
+and the paired test (+0.71 against +0.43, p = 0.097); a larger step for the operator choice alone
+was worse on the pilot seeds. The fixed-space policy is untouched.
 
 Everything is drawn from ``request.rng`` with numpy; the policy tensors are float64 and updated
 by closed-form gradients (no autograd), so the same state and request give the same batch, and
