@@ -82,7 +82,9 @@ def describe(genome: Genome, vocabulary: Iterable[str]) -> np.ndarray:
     out = genome.output_node
     shape = [len(genome), edges, depth[out], merges["add"], merges["concat"], fan_in, fan_out,
              math.log10(paths[out]), math.log10(1 + genome.num_params()),
-             max(channels, default=0.0), float(np.mean(channels)) if channels else 0.0,
-             max(kernels, default=0), float(np.mean(kernels)) if kernels else 0.0, downsamplings]
+             # fsum: exactly rounded, so the mean does not depend on the (node-id) visiting order
+             max(channels, default=0.0), math.fsum(channels) / len(channels) if channels else 0.0,
+             max(kernels, default=0), math.fsum(kernels) / len(kernels) if kernels else 0.0,
+             downsamplings]
     return np.concatenate([counts, np.array(list(acts.values()), dtype=float),
                            np.array(shape, dtype=float)])
