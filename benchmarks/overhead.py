@@ -40,7 +40,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_TABLE = "../shared/data/nb201_12ep_c100_in16.csv"  # relative to the repository root
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from search_efficiency import DEFAULT_TABLE, table_file  # noqa: E402
 TARGET_MS = 20.0
 POPULATION = 10
 
@@ -189,13 +191,7 @@ def main() -> None:
     if args.evaluations <= POPULATION:
         ap.error(f"--evaluations must exceed the population ({POPULATION})")
 
-    table = Path(args.table).expanduser()
-    if not table.is_absolute():
-        table = ROOT / table
-    if not table.is_file():
-        print(f"error: the NB201 table {str(table)!r} does not exist; pass --table PATH "
-              f"(see shared/data/README.md)", file=sys.stderr)
-        sys.exit(2)
+    table = table_file(args.table)
 
     import torch
 

@@ -37,8 +37,6 @@ import os
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from search_efficiency import (DEFAULT_TABLE, INPUT_SHAPE, NUM_CLASSES,  # noqa: E402
                                budgets_and_strategies, nb201_config, propose_seconds,
-                               read_table, table_file)
+                               read_table, run_seeds, table_file)
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 REF = 1.1  # the reference point in normalised units (true front: ideal 0, nadir 1)
@@ -170,18 +168,8 @@ def main() -> None:
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     start = time.perf_counter()
-    runs: dict[str, list[dict]] = {s: [] for s in strategies}
-    jobs = [(s, seed) for s in strategies
-            for seed in range(args.first_seed, args.first_seed + args.seeds)]
-    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(one_run, s, seed, budget, str(table_path), args.column,
-                               args.bayesian_options)
-                   for s, seed in jobs]
-        for k, fut in enumerate(futures):
-            run = fut.result()
-            runs[run["strategy"]].append(run)
-            print(f"  {run['strategy']} seed {run['seed']}: {len(run['cells'])} queries, "
-                  f"{run['wall_s']:.1f} s ({k + 1}/{len(jobs)})", flush=True)
+    runs = run_seeds(one_run, strategies, range(args.first_seed, args.first_seed + args.seeds),
+                     args.workers, budget, str(table_path), args.column, args.bayesian_options)
     total = time.perf_counter() - start
 
     def ratio(cells: list) -> float:

@@ -192,6 +192,21 @@ def read_table(path: Path, column: str, test_column: str) -> dict[str, tuple[flo
         return {row["arch"]: (float(row[column]), float(row[test_column])) for row in reader}
 
 
+def run_seeds(run, strategies, seeds, workers: int, *args) -> dict[str, list[dict]]:
+    """``run(strategy, seed, *args)`` for every strategy and seed in ``workers`` spawned
+    processes, a progress line per finished run; the runs per strategy, in seed order."""
+    jobs = [(s, seed) for s in strategies for seed in seeds]
+    runs: dict[str, list[dict]] = {s: [] for s in strategies}
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(run, s, seed, *args) for s, seed in jobs]
+        for k, fut in enumerate(futures):
+            out = fut.result()
+            runs[out["strategy"]].append(out)
+            print(f"  {out['strategy']} seed {out['seed']}: {len(out['cells'])} queries, "
+                  f"{out['wall_s']:.1f} s ({k + 1}/{len(jobs)})", flush=True)
+    return runs
+
+
 def nb201_config(name: str, seed: int, search: dict, budget: int, table: str, column: str,
                  more: tuple[dict, ...] = ()) -> dict:
     """An engine config on the ``nb201`` space: ``column`` of the table maximised (plus the
@@ -355,16 +370,8 @@ def main() -> None:
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     start = time.perf_counter()
-    jobs = [(s, seed) for s in strategies for seed in range(args.seeds)]
-    runs: dict[str, list[dict]] = {s: [] for s in strategies}
-    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(one_run, s, seed, budget, str(table_path), args.column)
-                   for s, seed in jobs]
-        for k, fut in enumerate(futures):
-            run = fut.result()
-            runs[run["strategy"]].append(run)
-            print(f"  {run['strategy']} seed {run['seed']}: {len(run['cells'])} queries, "
-                  f"{run['wall_s']:.1f} s ({k + 1}/{len(jobs)})", flush=True)
+    runs = run_seeds(one_run, strategies, range(args.seeds), args.workers, budget,
+                     str(table_path), args.column)
     total = time.perf_counter() - start
 
     results = {"table": table_path.name, "column": args.column, "test_column": test_column,
