@@ -67,7 +67,15 @@ STRATEGIES = {
                   "operators": {"bayesian": 1.0}}, "bayesian"),
     "rl": ({"selection": "aging", "population": 10, "offspring": 10,
             "operators": {"rl": 1.0}}, "rl"),
+    # the operator portfolio (issue 14): the four proposers that apply to nb201, mixed with
+    # fixed equal weights, or adapted ("auto": the same four, from equal weights)
+    "uniform": ({"selection": "aging", "population": 10, "offspring": 10,
+                 "operators": {"random": 1.0, "mutate": 1.0, "bayesian": 1.0, "rl": 1.0}},
+                "bayesian"),
+    "auto": ({"selection": "aging", "population": 10, "offspring": 10, "operators": "auto"},
+             "bayesian"),
 }
+SINGLES = ("random", "rea", "bayesian", "rl")  # the single proposers "auto" mixes on nb201
 BARS = {"rea": {"budget": 150, "max_mean_regret": 0.85, "min_found_share": 0.12}}
 # issue 13: bayesian at 150 queries reaches what REA needs 300 for (per searched column)
 BAYESIAN_BARS = {"cifar100_val": {"budget": 150, "max_mean_regret": 0.25, "min_found_share": 0.35},
@@ -324,6 +332,8 @@ def main() -> None:
     ap.add_argument("--test-column", default=None,
                     help="the column reported for the pick (default: --column with _val -> _test)")
     ap.add_argument("--seeds", type=int, default=30)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="seeds first-seed .. first-seed + seeds - 1 (others for development)")
     ap.add_argument("--budgets", default="50,100,150,300")
     ap.add_argument("--strategies", default="random,rea")
     ap.add_argument("--workers", type=int, default=2, help="processes running seeds in parallel")
@@ -370,7 +380,8 @@ def main() -> None:
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     start = time.perf_counter()
-    runs = run_seeds(one_run, strategies, range(args.seeds), args.workers, budget,
+    runs = run_seeds(one_run, strategies, range(args.first_seed, args.first_seed + args.seeds),
+                     args.workers, budget,
                      str(table_path), args.column)
     total = time.perf_counter() - start
 
@@ -445,6 +456,23 @@ def main() -> None:
     if "rl" in results.get("vs_random", {}) and "300" in results["vs_random"]["rl"]:
         results["bars"]["rl@300 beats random (one-sided Mann-Whitney p < 0.05)"] = \
             results["vs_random"]["rl"]["300"] < 0.05
+
+    singles = [s for s in SINGLES if s in strategies]
+    if "auto" in strategies and singles:  # issue 14: the portfolio at the largest budget
+        from scipy.stats import mannwhitneyu
+
+        n = str(max(budgets))
+        regret = {s: results["strategies"][s]["budgets"][n]["mean_regret"] for s in strategies}
+        best = min(singles, key=regret.get)
+        results["bars"][f"auto@{n} mean_regret <= 1.1 x the best single proposer ({best})"] = \
+            regret["auto"] <= 1.1 * regret[best]
+        if "uniform" in strategies:
+            results["bars"][f"auto@{n} mean_regret < uniform"] = regret["auto"] < regret["uniform"]
+            auto = results["strategies"]["auto"]["budgets"]
+            results["auto_vs_uniform_p"] = {
+                str(m): _r(float(mannwhitneyu(auto[str(m)]["regrets"],
+                                              results["strategies"]["uniform"]["budgets"][str(m)]["regrets"],
+                                              alternative="less").pvalue)) for m in budgets}
 
     print()
     print(f"{'strategy':<8} {'N':>4} {'regret mean':>11} {'std':>6} {'median':>6} {'min':>6} "

@@ -34,6 +34,7 @@ from .progress import Progress
 from .resolve import Resolved, resolve
 from .search.budget import Budget
 from .search.ranking import minimisation_matrix, rank
+from .search.portfolio import Portfolio
 from .search.strategy import Strategy
 from .store import checkpoint
 from .store.journal import Replay
@@ -154,12 +155,18 @@ class Search:
         self.cheap = [o for o in r.objectives if o.cost == "cheap"]
         self.expensive = [o for o in r.objectives if o.cost == "expensive"]
         self.trains = bool(self.expensive)  # all objectives cheap: nothing trains, nothing is built
+        specs = c.search.operator_specs(r.space)
+        adaptive = c.search.adaptive
+        portfolio = None if adaptive is None else Portfolio(
+            {name: weight for name, (weight, _) in specs.items()}, p_min=adaptive.p_min,
+            alpha=adaptive.alpha, beta=adaptive.beta)
         self.strategy = Strategy(
             space=r.space, directions=r.directions, cheap=[o.key for o in self.cheap],
             selection=c.search.selection, backend=c.search.backend,
             tournament=c.search.tournament, candidates=c.search.candidates,
-            operators_=c.search.operator_specs(), rng=self._rng, warn=self.progress.warn,
-            preview=self._preview, previewed=[o.key for o in self.cheap if o.preview])
+            operators_=specs, rng=self._rng, warn=self.progress.warn,
+            preview=self._preview, previewed=[o.key for o in self.cheap if o.preview],
+            portfolio=portfolio)
         self.individuals: list[Individual] = []
         self.population: list[Individual] = []
         self.front: list[Individual] = []
@@ -421,10 +428,12 @@ class Search:
         if g == 0 and not done:
             raise RuntimeError("every individual of the first generation failed; see the journal")
         if "told" not in b.steps:
+            before = self.front
             known = {f.id: f for f in self.front + done}
             self.front = self.strategy.front(list(known.values()))
             self.strategy.tell([(m, b.children[m.id]) for m in members],
-                               {f.id for f in self.front}, g, warn=self.progress.warn)
+                               {f.id for f in self.front}, g, warn=self.progress.warn,
+                               previous_front=before)
             pool = done if g == 0 else self.population + done
             self.population = self.strategy.survive(pool, self.config.search.population, g)
             b.steps.add("told")
@@ -435,7 +444,12 @@ class Search:
             if g not in self.recorder.replay.generations:
                 accounts = {"event": "operators", "generation": g,
                             "operators": self.strategy.accounts()}
-                self.recorder.event(summary, *([accounts] if g > 0 else []))
+                if self.strategy.portfolio is not None:  # the mix the next generation draws from
+                    accounts["weights"] = {k: round(v, 6) for k, v in self.strategy.mix().items()}
+                adapts = self.strategy.portfolio is not None
+                # elapsed: the run's wall-clock seconds so far (all sessions), for progress in time
+                self.recorder.event({**summary, "elapsed": round(self.budget.seconds, 3)},
+                                    *([accounts] if g > 0 or adapts else []))
             self.history.append(summary)
             b.steps.add("journaled")
         self.recorder.front(self.front, list(self.r.directions), [o.key for o in self._report])

@@ -263,7 +263,7 @@ def _entry(view, ident: int):
 @click.option("--force", is_flag=True, help="Replace the plot file if it exists.")
 @click.option("--operators", "accounting", is_flag=True,
               help="Also each operator's totals: proposals, duplicates, evaluated, in the front, "
-                   "seconds (table or json).")
+                   "seconds, and its weight by generation where the weights adapt (table or json).")
 def front(run_dir: str, fmt: str, plot: str | None, force: bool, accounting: bool) -> None:
     """The Pareto front of a run (also of one still running), with test accuracy."""
     import csv as csv_module
@@ -280,8 +280,9 @@ def front(run_dir: str, fmt: str, plot: str | None, force: bool, accounting: boo
              "params": e.params, "test_accuracy": e.reported.get("test_accuracy"),
              "epochs": e.epochs} for e in members]
     if fmt == "json":
-        click.echo(json.dumps({"front": rows, "operators": view.operators} if accounting else rows,
-                              indent=1))
+        click.echo(json.dumps({"front": rows, "operators": view.operators,
+                               "weights": {str(g): w for g, w in sorted(view.weights.items())}}
+                              if accounting else rows, indent=1))
     elif fmt == "csv":
         out = io.StringIO()
         writer = csv_module.writer(out)
@@ -339,6 +340,31 @@ def _print_operators(view) -> None:
     for name, counts in view.operators.items():
         table.add_row(name, *(str(counts.get(key, 0)) for key, _ in OPERATOR_COUNTS),
                       f"{float(counts.get('seconds', 0.0)):.2f}")
+    Console().print(table)
+    if view.weights:
+        _print_weights(view.weights)
+
+
+WEIGHT_ROWS = 20  # generations shown in the weights table; evenly spaced beyond it, last kept
+
+
+def _print_weights(weights: dict[int, dict[str, float]]) -> None:
+    """The adaptive portfolio's weights by generation: the mix each next generation drew from."""
+    from rich.console import Console
+    from rich.table import Table
+
+    gens = sorted(weights)
+    if len(gens) > WEIGHT_ROWS:
+        picks = {gens[round(i * (len(gens) - 1) / (WEIGHT_ROWS - 1))] for i in range(WEIGHT_ROWS)}
+        gens = sorted(picks)
+    names = list(weights[gens[-1]])
+    shown_ = "" if len(gens) == len(weights) else f", {len(gens)} of {len(weights)} generations"
+    table = Table(title=f"operator weights after each generation (adaptive portfolio{shown_})")
+    table.add_column("gen", justify="right")
+    for name in names:
+        table.add_column(name, justify="right")
+    for g in gens:
+        table.add_row(str(g), *(f"{weights[g].get(n, 0.0):.3f}" for n in names))
     Console().print(table)
 
 
@@ -400,7 +426,8 @@ def show(run_dir: str, ident: int, fmt: str, graph: str | None, force: bool) -> 
            "curve": [{"epoch": int(c[0]), "train_loss": c[1], "val_accuracy": c[2], "seconds": c[3]}
                      for c in entry.curve],
            "layers": layers, "lineage": lineage, "genome": genome.to_dict(),
-           "operator_totals": view.operators.get(entry.operator)}
+           "operator_totals": view.operators.get(entry.operator),
+           "operator_weights": [[g, w] for g, w in view.weights_of(entry.operator)]}
     if fmt == "json":
         click.echo(json.dumps(doc, indent=1))
     else:
@@ -429,6 +456,12 @@ def _show_text(doc: dict) -> None:
             f"{totals.get(key, 0)} {title}" for key, title in OPERATOR_COUNTS)
             + f", {float(totals.get('seconds', 0.0)):.2f} s proposing", highlight=False,
             soft_wrap=True)
+    if weights := doc.get("operator_weights"):
+        made = next((w for g, w in weights if g == doc["generation"] - 1), None)
+        console.print(f"operator {doc['operator']}'s weight in the adaptive mix: "
+                      + (f"{made:.3f} when this individual was made, " if made is not None else "")
+                      + "by generation " + ", ".join(f"{g}: {w:.3f}" for g, w in weights),
+                      highlight=False, soft_wrap=True)
     table = Table(title="layers")
     for col in ("node", "op", "settings", "inputs", "output", "params"):
         table.add_column(col, justify="right" if col == "params" else "left")

@@ -141,6 +141,16 @@ OperatorEntry = Annotated[
                                        "{weight: w, <option>: <value>, ...}")]
 
 
+class PortfolioConfig(_Strict):
+    """Operator weights that adapt during the run (``evonas.search.portfolio``): adaptive
+    pursuit on each child's hypervolume improvement, from the configured weights."""
+
+    rule: Literal["pursuit"] = "pursuit"
+    p_min: Float = Field(0.05, ge=0, lt=1)  # the floor every operator keeps
+    alpha: Float = Field(0.2, gt=0, le=1)  # how fast an operator's quality follows its credits
+    beta: Float = Field(0.2, gt=0, le=1)  # how fast the weights pursue the best operator
+
+
 class SearchConfig(_Strict):
     backend: Literal["deap", "pymoo"] = "pymoo"
     selection: Literal["nsga2", "nsga3", "spea2", "sms-emoa", "lemonade", "aging"] = "nsga2"
@@ -150,19 +160,37 @@ class SearchConfig(_Strict):
     max_evaluations: Int | None = Field(None, ge=1, le=1_000_000_000)
     max_seconds: Float | None = Field(None, gt=0, le=MAX_RUN_S)  # wall clock, all sessions
     max_epochs: Int | None = Field(None, ge=1, le=MAX_EPOCHS)  # training epochs, all evaluations
-    operators: dict[str, OperatorEntry] = Field(default_factory=lambda: {"deepen": 1.0, "widen": 1.0})
+    # a mix of named operators, or "auto": every operator that applies to the space, adapted
+    operators: Literal["auto"] | dict[str, OperatorEntry] = Field(
+        default_factory=lambda: {"deepen": 1.0, "widen": 1.0})
+    portfolio: PortfolioConfig | None = None  # adapt the weights (on by itself with "auto")
     tournament: Int = Field(4, ge=2, le=1_000)  # aging: tournament size
     candidates: Int = Field(3, ge=1, le=100)  # lemonade: proposals per trained child
 
     @field_validator("operators")
     @classmethod
-    def _short_form(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _short_form(cls, value: dict[str, Any] | str) -> dict[str, Any] | str:
         """An entry without options is kept (and written) as its weight alone."""
+        if isinstance(value, str):
+            return value
         return {name: entry.weight if isinstance(entry, OperatorConfig) and not entry.options()
                 else entry for name, entry in value.items()}
 
-    def operator_specs(self) -> dict[str, tuple[float, dict[str, Any]]]:
-        """Each operator of the mix: name -> (weight, options for ``operators.get``)."""
+    @property
+    def adaptive(self) -> PortfolioConfig | None:
+        """The portfolio's settings when the weights adapt (``operators: auto`` or a
+        ``portfolio`` section), else None."""
+        return self.portfolio or (PortfolioConfig() if self.operators == "auto" else None)
+
+    def operator_specs(self, space=None) -> dict[str, tuple[float, dict[str, Any]]]:
+        """Each operator of the mix: name -> (weight, options for ``operators.get``). ``auto``
+        needs the ``space``: every operator that applies to it, weight 1, default options."""
+        if self.operators == "auto":
+            if space is None:
+                raise ValueError("search.operators is 'auto': the operators depend on the space")
+            import operators
+
+            return {name: (1.0, {}) for name in operators.applicable(space)}
         return {name: (float(entry.weight), entry.options()) if isinstance(entry, OperatorConfig)
                 else (float(entry), {}) for name, entry in self.operators.items()}
 
@@ -486,9 +514,10 @@ def _check_names(config: RunConfig) -> list[tuple[str, str]]:
             issues.append((where, f"a second objective recorded as {obj.key!r}; each needs its own key"))
         keys.append(obj.key)
     known = operators.names()
+    auto = config.search.operators == "auto"
     if not config.search.operators:
         issues.append(("search.operators", f"name at least one operator; known: {known}"))
-    for name, (weight, options) in config.search.operator_specs().items():
+    for name, (weight, options) in ({} if auto else config.search.operator_specs()).items():
         where = f"search.operators.{name}"
         if name not in known:
             issues.append((where, f"unknown operator; known: {known}"))
@@ -496,6 +525,12 @@ def _check_names(config: RunConfig) -> list[tuple[str, str]]:
             issues.append((where, f"weight must be > 0 and <= {MAX_WEIGHT:g}, got {shown(weight)}"))
         else:
             issues += _operator_issues(name, where, options)
+    adaptive = config.search.adaptive
+    if adaptive is not None and not auto and config.search.operators:
+        k = len(config.search.operators)
+        if adaptive.p_min * k >= 1:
+            issues.append(("search.portfolio.p_min", f"{k} operators cannot each keep "
+                                                     f"{adaptive.p_min:g}: it must be below 1 / {k}"))
     n_obj = len(config.objectives)
     if config.search.selection in ("nsga3", "sms-emoa") and n_obj < 2:
         issues.append(("search.selection", f"{config.search.selection} needs at least two objectives, "

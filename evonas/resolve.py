@@ -57,6 +57,7 @@ def resolve(config: RunConfig) -> Resolved:
         space = None
     if space is not None:
         issues += _draw(space, config, task)
+        issues += _portfolio(space, config)
     chosen = []
     for i, item in enumerate(config.objectives):
         try:
@@ -107,3 +108,19 @@ def _device(devices) -> torch.device:
         return resolve_driver(devices)
     except DeviceError as exc:
         raise ConfigError([("dispatch.devices", str(exc))]) from None
+
+
+def _portfolio(space: spaces.SearchSpace, config: RunConfig) -> list[tuple[str, str]]:
+    """``operators: auto`` must find operators for the space, each able to keep ``p_min``."""
+    adaptive = config.search.adaptive
+    if config.search.operators != "auto":
+        return []
+    k = len(config.search.operator_specs(space))
+    if k == 0:
+        return [("search.operators", f"'auto' found no operator that applies to the "
+                                     f"{space.name} space; name them")]
+    if adaptive.p_min * k >= 1:
+        return [("search.portfolio.p_min", f"'auto' found {k} operators for the {space.name} "
+                                           f"space; they cannot each keep {adaptive.p_min:g}: it "
+                                           f"must be below 1 / {k}")]
+    return []

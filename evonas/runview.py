@@ -73,6 +73,12 @@ class RunView:
     # each operator's totals (proposals, duplicates, evaluated, front, seconds) from the newest
     # "operators" line of the journal; empty when the run wrote none
     operators: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # generation -> each operator's weight in the mix drawn after it, where the weights adapt
+    weights: dict[int, dict[str, float]] = field(default_factory=dict)
+
+    def weights_of(self, operator: str) -> list[tuple[int, float]]:
+        """(generation, weight) of one operator over the run; empty where the weights are fixed."""
+        return [(g, w[operator]) for g, w in sorted(self.weights.items()) if operator in w]
 
     @classmethod
     def load(cls, path: str | Path) -> RunView:
@@ -121,6 +127,7 @@ class RunView:
         pruned: set[int] = set()
         generations: dict[int, dict[str, Any]] = {}
         accounting: dict[str, dict[str, Any]] = {}
+        weights: dict[int, dict[str, float]] = {}
         skipped = len(record.damaged)
         if saved is not None:
             for summary in saved.state.get("history", []):
@@ -140,6 +147,9 @@ class RunView:
                     generations[int(line["generation"])] = line
                 elif event == "operators":  # cumulative: the newest line holds it all
                     accounting = {str(name): dict(counts) for name, counts in line["operators"].items()}
+                    if "weights" in line:
+                        weights[int(line["generation"])] = {str(k): float(v) for k, v
+                                                            in line["weights"].items()}
             except (KeyError, TypeError, ValueError, GenomeError) as exc:
                 skipped += 1  # a line this version cannot read: the rest still counts
                 notes.append(f"journal.jsonl line {number} cannot be read ({str(exc)[:100]}); "
@@ -151,7 +161,7 @@ class RunView:
             _merge_checkpoint(entries, saved, path)
         pre = _preprocessing(started, saved)
         return cls(path, config, directions, entries, generations, skipped, notes, pre,
-                   operators=accounting)
+                   operators=accounting, weights=weights)
 
     # ------------------------------------------------------------------ queries
     def get(self, ident: int) -> Entry:

@@ -14,7 +14,7 @@ from .inheritance import inherit_partial
 from .proposer import Member, Proposer, Request, Result
 
 __all__ = ["Child", "Member", "NotApplicable", "Operator", "Proposer", "Provenance", "Request",
-           "Result", "get", "inherit_partial", "morphisms", "names", "register"]
+           "Result", "applicable", "get", "inherit_partial", "morphisms", "names", "register"]
 
 _OTHERS = Registry("operator", {
     "mutate": "operators.mutation:Mutate",
@@ -36,6 +36,12 @@ def register(name: str, target: str) -> None:
 def names() -> list[str]:
     """Every operator a config can name: the morphisms, then mutation, crossover, random."""
     return morphisms.names() + _OTHERS.names()
+
+
+def applicable(space) -> list[str]:
+    """The operators (built with their default options) that can make children in ``space``:
+    what ``search.operators: auto`` puts in the portfolio."""
+    return [name for name in names() if get(name).applies(space)]
 
 
 def get(name: str, /, **options) -> Operator:

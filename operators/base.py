@@ -164,6 +164,11 @@ class Operator(Proposer):
         raise NotApplicable(f"{self.name}: no site gives a legal child"
                             + (f" of the {space.name} space" if space is not None else ""))
 
+    def applies(self, space: SearchSpace) -> bool:
+        if self.arity == 0:
+            return True
+        return space.editable and (space.branching or not self.branching)
+
     def _fresh(self, space: SearchSpace, rng: np.random.Generator, weights: bool):
         raise NotImplementedError
 

@@ -29,6 +29,9 @@ class Mutate(Operator):
     name, exact = "mutate", False
     needs_weights = False  # a parent without weights gives a child without weights
 
+    def applies(self, space) -> bool:
+        return _edge_mode(space) or super().applies(space)
+
     def _check_room(self, genome, space):
         if _edge_mode(space):
             return  # every member has neighbours one edge op away

@@ -118,6 +118,11 @@ class Proposer:
         """Up to ``request.n`` children (``operators.Child``); fewer where none can be made."""
         raise NotImplementedError
 
+    def applies(self, space: SearchSpace) -> bool:
+        """Whether this proposer can make children in ``space`` at all (``operators: auto``
+        takes the ones that can)."""
+        return True
+
     def tell(self, results: Sequence[Result]) -> None:
         """Learn from finished (or discarded) children; called once per generation, in order."""
 

@@ -158,6 +158,9 @@ class Reinforce(Proposer):
         self._hashes: tuple[SearchSpace | None, dict] = (None, {})
 
     # ------------------------------------------------------------------ proposing
+    def applies(self, space: SearchSpace) -> bool:
+        return _fixed(space) or space.editable
+
     def propose(self, request: Request) -> list[Child]:
         self.directions = dict(request.directions)
         self._space = request.space

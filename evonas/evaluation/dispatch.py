@@ -451,6 +451,10 @@ class DaskPool(Dispatcher):
         self._started: dict[str, tuple[float, float]] = {}  # key -> (monotonic, wall) start, as heard
         self.client = None
         seconds = connect_timeout_s or self.CONNECT_S
+        if getattr(security, "require_encryption", False) and not scheduler.startswith("tls://"):
+            # refused before dask is asked: its client would start an IO loop only to say this
+            raise DispatchError(f"cannot reach the dask scheduler at {scheduler} (dispatch.security "
+                                f"requires encryption, but the address is not tls://)")
         try:
             self.client = Client(scheduler, timeout=f"{seconds:g}s",
                                  **({"security": security} if security is not None else {}))

@@ -21,6 +21,7 @@ from operators.base import copy_state
 
 from evonas.individual import Individual
 
+from .portfolio import Portfolio, hv_credits
 from .ranking import first_front, minimisation_matrix
 from .selection import make_selection
 
@@ -59,7 +60,8 @@ class Strategy:
     """Parents, the operator mix, LEMONADE's candidates and survival, on one config's settings.
 
     ``rng(*purpose)`` gives the generator for a purpose (derived from the run seed), so that a
-    resumed run draws what the interrupted one drew.
+    resumed run draws what the interrupted one drew. With a ``portfolio`` the mix's weights
+    adapt to the children's hypervolume improvements (``evonas.search.portfolio``).
     """
 
     def __init__(self, *, space: SearchSpace, directions: Mapping[str, str], cheap: Sequence[str],
@@ -68,7 +70,7 @@ class Strategy:
                  rng: Callable[..., np.random.Generator],
                  warn: Callable[[str], None] = lambda text: None,
                  preview: Callable[[Sequence[Genome]], list[dict[str, float] | None]] | None = None,
-                 previewed: Sequence[str] = ()):
+                 previewed: Sequence[str] = (), portfolio: Portfolio | None = None):
         self.space, self.directions, self.rng, self.warn = space, dict(directions), rng, warn
         self.preview = preview or (lambda genomes: [{} for _ in genomes])
         self.previewed = tuple(k for k in directions if k in previewed)
@@ -79,6 +81,7 @@ class Strategy:
         self.candidates = candidates
         self.proposers: dict[str, Proposer] = {n: operators.get(n, **o) for n, (_, o) in operators_.items()}
         self.weights = {n: float(w) for n, (w, _) in operators_.items()}
+        self.portfolio = portfolio
         self.stats = {name: OperatorStats() for name in self.proposers}
         self.discarded: list[Result] = []  # duplicates and unchosen candidates, told at the end
 
@@ -98,7 +101,8 @@ class Strategy:
                        dtype=float).reshape(len(population), len(self.directions))
         by_hash = {m.genome.canonical_hash(): m.id for m in members}
         names = list(self.proposers)
-        p = np.array([self.weights[k] for k in names])
+        p = np.array([(self.portfolio.probabilities() if self.portfolio is not None
+                       else self.weights)[k] for k in names])
         p = p / p.sum()
         taken: list[Proposal] = []
         batch: set[str] = set()
@@ -183,10 +187,17 @@ class Strategy:
                       generation=generation)
 
     def tell(self, evaluated: Sequence[tuple[Individual, Child | None]], front_ids: set[int],
-             generation: int, *, warn: Callable[[str], None] = lambda text: None) -> None:
+             generation: int, *, warn: Callable[[str], None] = lambda text: None,
+             previous_front: Sequence[Individual] = ()) -> None:
         """Hand every proposer this generation's results: the evaluated children, then the
-        duplicates and unchosen candidates; update the per-operator account. A proposer whose
-        ``tell`` raises is warned about, not allowed to stop the run."""
+        duplicates and unchosen candidates; update the per-operator account, and the
+        portfolio with each child's hypervolume improvement over ``previous_front`` (the front
+        before this generation; none in generation 0). A proposer whose ``tell`` raises is
+        warned about, not allowed to stop the run."""
+        if self.portfolio is not None and previous_front:
+            rows = [self.matrix([ind])[0] if ind.complete else None for ind, _ in evaluated]
+            credits = hv_credits(self.matrix(previous_front), rows)
+            self.portfolio.credit([(ind.operator, c) for (ind, _), c in zip(evaluated, credits)])
         results = []
         for ind, child in evaluated:
             if ind.operator in self.stats:
@@ -207,6 +218,8 @@ class Strategy:
     def state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """The proposers' states (JSON, and tensors named ``<operator>/<name>``) and the account."""
         data: dict[str, Any] = {"proposers": {}, "stats": self.accounts()}
+        if self.portfolio is not None:
+            data["portfolio"] = self.portfolio.state()
         tensors: dict[str, torch.Tensor] = {}
         for name, proposer in self.proposers.items():
             doc, named = proposer.state()
@@ -222,6 +235,16 @@ class Strategy:
         for name, counts in data.get("stats", {}).items():
             if name in self.stats:
                 self.stats[name] = OperatorStats(**counts)
+        if self.portfolio is not None:
+            self.portfolio.load_state(data.get("portfolio", {}))
+
+    def mix(self) -> dict[str, float]:
+        """Each operator's share of the slots: the portfolio's probabilities when it adapts,
+        else the configured weights, normalised."""
+        if self.portfolio is not None:
+            return self.portfolio.probabilities()
+        total = sum(self.weights.values())
+        return {n: w / total for n, w in self.weights.items()}
 
     def accounts(self) -> dict[str, dict[str, Any]]:
         return {name: stats.to_dict() for name, stats in self.stats.items()}

@@ -1,10 +1,11 @@
-"""Determinism and resume with the learning proposers (``rl``, ``bayesian``) in the operator mix.
+"""Determinism and resume with the learning proposers (``rl``, ``bayesian``) in the operator mix,
+whose weights adapt (the operator portfolio).
 
 With a fixed seed on the CPU the journal is the same run to run, once the fields that measure
 wall-clock time are left out; a run killed at a random moment (inside a learning proposer's
 ``tell`` or ``propose``, or from outside after a random delay) and resumed ends with the
 uninterrupted run's front, population and proposer states (``rl``'s policy tensors, ``bayesian``'s
-observations). Nothing is trained: the objectives are the synthetic NB201 table and ``params``.
+observations, the portfolio's weights). Nothing is trained: the objectives are the synthetic NB201 table and ``params``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ GENERATIONS = 5
 # Journal fields that measure wall-clock time, so differ run to run; nothing else is left out.
 WALL_CLOCK = ("time",  # started, resumed, finished, stopped: a timestamp
               "seconds",  # evaluated, failed: seconds the evaluation took
+              "elapsed",  # generation: the run's wall-clock seconds so far
               "sum")  # every line: the checksum of the line, which holds the two above
 ACCOUNT_WALL_CLOCK = "seconds"  # operators: seconds each operator spent proposing
 
@@ -46,7 +48,8 @@ def config(table: Path) -> dict:
                        "operators": {"rl": {"weight": 1, "lr": 0.1},
                                      "bayesian": {"weight": 1, "ensemble": 2, "epochs": 30,
                                                   "candidates": 20, "warmup": 5},
-                                     "mutate": 1}},
+                                     "mutate": 1},
+                       "portfolio": {"p_min": 0.1}},
             "objectives": [{"name": "tabular", "path": str(table), "value_column": "acc"},
                            {"name": "params"}]}
 
@@ -119,6 +122,8 @@ def journal(run: Path) -> list[bytes]:
             assert isinstance(line.pop("time"), str), raw
         if line["event"] in ("evaluated", "failed"):
             assert isinstance(line.pop("seconds"), float), raw
+        if line["event"] == "generation":
+            assert isinstance(line.pop("elapsed"), (int, float)), raw
         if line["event"] == "operators":
             for account in line["operators"].values():
                 assert isinstance(account.pop(ACCOUNT_WALL_CLOCK), float), raw
@@ -134,15 +139,21 @@ def individuals(members) -> list[tuple]:
 
 
 def proposers(strategy) -> tuple[str, dict[str, torch.Tensor]]:
-    """The learning proposers' saved state (the accounts' ``seconds`` are wall clock: left out)."""
+    """The learning proposers' and the portfolio's saved state (the accounts' ``seconds`` are
+    wall clock: left out)."""
     data, tensors = strategy.state()
-    return json.dumps(data["proposers"], sort_keys=True), tensors
+    return _learnt(data), tensors
+
+
+def _learnt(data: dict) -> str:
+    return json.dumps({"proposers": data["proposers"], "portfolio": data["portfolio"]},
+                      sort_keys=True)
 
 
 def saved(run: Path) -> tuple[str, dict[str, torch.Tensor]]:
     """The proposers' state in the run's newest checkpoint."""
     latest = checkpoint.read(run / "checkpoints" / (run / "LATEST").read_text().strip())
-    return json.dumps(latest.state["operators"]["proposers"], sort_keys=True), latest.load_tensors()
+    return _learnt(latest.state["operators"]), latest.load_tensors()
 
 
 def same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
@@ -194,7 +205,9 @@ def reference(tmp_path_factory):
         want = outcome(search)
     data = json.loads(want["proposers"][0])
     # the learners learnt something, so a state that was not restored would show
-    assert len(data["bayesian"]["observations"]) > 20 and data["rl"]["counts"]["updates"] > 20
+    proposers_, portfolio = data["proposers"], data["portfolio"]
+    assert len(proposers_["bayesian"]["observations"]) > 20 and proposers_["rl"]["counts"]["updates"] > 20
+    assert sum(portfolio["credited"]) > 10 and len(set(portfolio["p"])) == 3
     assert "rl/logits" in want["proposers"][1]  # the policy, compared tensor by tensor
     assert {"rl", "bayesian"} <= {i[2] for i in want["individuals"]}
     return root, conf, run, want
