@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from .progress import Progress
 from .resolve import Resolved, resolve
 from .search.budget import Budget
 from .search.ranking import minimisation_matrix, rank
+from .evaluation.proposals import run_inline
 from .search.portfolio import Portfolio
 from .search.strategy import Strategy
 from .store import checkpoint
@@ -167,6 +168,11 @@ class Search:
             operators_=specs, rng=self._rng, warn=self.progress.warn,
             preview=self._preview, previewed=[o.key for o in self.cheap if o.preview],
             portfolio=portfolio)
+        if self.trains:  # what a proposer's own jobs train on; run in-process unless driven
+            t = c.task
+            self.strategy.task = {"dataset": t.dataset, "seed": c.seed, **t.options()}
+            self.strategy.training = asdict(r.training)
+            self.strategy.dispatch = run_inline
         self.individuals: list[Individual] = []
         self.population: list[Individual] = []
         self.front: list[Individual] = []
@@ -291,7 +297,7 @@ class Search:
                                               weights=self.trains)
             batch = [(self._new(p.child.genome, g, operator=p.operator, parents=p.parents,
                                 detail=p.child.provenance.detail, weights=p.child.state_dict,
-                                treatment=p.child.treatment,
+                                treatment=p.child.treatment, proposal=dict(p.child.cost),
                                 inherited=p.child.treatment == "exact"), p) for p in proposals]
         alive, children = [], {}
         room = self.budget.left().get("evaluations") if g > 0 else None

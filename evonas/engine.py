@@ -53,6 +53,8 @@ def drive(search: Search, *, job: Job = evaluate_job) -> RunResult:
     """Ask, evaluate (dispatched), tell, until the search ends; Ctrl-C stops it cleanly, with
     everything told kept."""
     evaluator = Evaluator(search.r, job=job, notify=search.progress.warn)
+    if search.strategy.dispatch is not None:  # proposers' own jobs go to the devices too
+        search.strategy.dispatch = evaluator.run_jobs
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(search.config.dispatch.threads_per_worker)

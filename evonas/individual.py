@@ -40,6 +40,7 @@ class Individual:
     record: EvaluationRecord | None = None
     state: TrainState | None = field(default=None, repr=False)
     seconds: float = 0.0
+    proposal: dict[str, Any] = field(default_factory=dict)  # a proposer's job for it: seconds, device
     state_file: Path | None = None
     state_sha256: str | None = None
     _genome_doc: dict | None = field(default=None, init=False, repr=False, compare=False)
@@ -113,4 +114,6 @@ class Individual:
         }
         if record.reason:
             line["reason"] = record.reason
+        if self.proposal:
+            line["proposal"] = dict(self.proposal)
         return {**line, **extra}

@@ -4,7 +4,7 @@ is a ``Proposer`` that makes each child on its own from the parents the strategy
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -50,12 +50,15 @@ class Provenance:
 class Child:
     """A new genome, its initial weights (keyed like ``genome.build().state_dict()``; None when it
     inherits nothing), its provenance, and how it is to be treated (``operators.proposer``:
-    exact, approximate, partial or fresh). Unpacks as ``genome, state_dict = child``."""
+    exact, approximate, partial or fresh). Unpacks as ``genome, state_dict = child``.
+    ``cost``: what making it took where a proposer ran a job for it (``seconds``, ``device``);
+    the engine journals it with the child."""
 
     genome: Genome
     state_dict: StateDict | None
     provenance: Provenance
     treatment: str = FRESH
+    cost: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
         if self.treatment not in TREATMENTS:

@@ -60,6 +60,14 @@ class Request:
     ``preview(genomes)`` measures the objectives named in ``previewed`` (cheap and exact, e.g.
     ``params``; see ``Objective.preview``) for candidates, exactly as screening will: one dict
     per genome, None where measuring failed. A learning proposer models only the other keys.
+
+    A proposer that must train to propose (``gradient``) does not train in the driver: it hands
+    plain-data jobs to ``dispatch(fn, jobs)``, which runs ``fn(job, device)`` on the run's
+    devices (a device lease, ``timeout_s``, a failure isolated) and returns one result dict per
+    job, in order; a job that failed, timed out or lost its worker comes back as
+    ``{"failed": reason, "seconds": s}``. ``task`` (the config's task: ``dataset``, ``seed`` and
+    its options) and ``training`` (``TrainConfig`` fields) say what such a job trains on. They
+    are None where the engine has none to offer (a run that trains nothing).
     """
 
     n: int
@@ -76,6 +84,10 @@ class Request:
     preview: Callable[[Sequence[Genome]], list[dict[str, float] | None]] = field(
         default=lambda genomes: [{} for _ in genomes], repr=False, compare=False)
     previewed: tuple[str, ...] = ()
+    dispatch: Callable[[Callable[[dict, str], dict], Sequence[dict]], list[dict]] | None = field(
+        default=None, repr=False, compare=False)
+    task: Mapping[str, Any] | None = None
+    training: Mapping[str, Any] | None = None
 
     @property
     def keys(self) -> list[str]:

@@ -44,6 +44,14 @@ class Evaluator:
             for j, result in results:
                 yield trials[j], result
 
+    def run_jobs(self, fn: Callable[[dict, str], dict], jobs: Sequence[dict]) -> list[dict]:
+        """A proposer's own jobs (``Request.dispatch``) on the same devices as evaluations."""
+        from .proposals import run_dispatched
+
+        if self.dispatcher is None:
+            self.dispatcher = make_dispatcher(self.c.dispatch, notify=self.notify)
+        return run_dispatched(self.dispatcher, fn, jobs)
+
     def close(self) -> None:
         if self.dispatcher is not None:
             self.dispatcher.close()

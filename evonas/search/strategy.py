@@ -82,6 +82,10 @@ class Strategy:
         self.proposers: dict[str, Proposer] = {n: operators.get(n, **o) for n, (_, o) in operators_.items()}
         self.weights = {n: float(w) for n, (w, _) in operators_.items()}
         self.portfolio = portfolio
+        # for proposers that train to propose: where their jobs run, and on what (see Request)
+        self.dispatch: Callable | None = None
+        self.task: dict[str, Any] | None = None
+        self.training: dict[str, Any] | None = None
         self.stats = {name: OperatorStats() for name in self.proposers}
         self.discarded: list[Result] = []  # duplicates and unchosen candidates, told at the end
 
@@ -123,7 +127,8 @@ class Strategy:
                                   seen=_ReadOnly(seen), space=self.space, budget=dict(budget),
                                   generation=generation, weights=weights,
                                   rng=self.rng("request", generation, round_, name),
-                                  preview=self.preview, previewed=self.previewed)
+                                  preview=self.preview, previewed=self.previewed,
+                                  dispatch=self.dispatch, task=self.task, training=self.training)
                 start = time.perf_counter()
                 try:
                     children = self.proposers[name].propose(request)[: len(slots)]

@@ -59,3 +59,16 @@ class SlowToUnpack:
     def __setstate__(self, state: dict) -> None:
         self.seconds = state["seconds"]
         time.sleep(self.seconds)
+
+
+def proposal_job(job: dict, device: str) -> dict:
+    """A proposer's job (``Request.dispatch``): ``mode`` raise, sleep or exit fails it; else it
+    says which process and device ran it."""
+    mode = job.get("mode")
+    if mode == "raise":
+        raise RuntimeError("injected proposal failure")
+    if mode == "sleep":
+        time.sleep(600)
+    if mode == "exit":
+        os._exit(3)
+    return {"pid": os.getpid(), "device": device, "slot": job["slot"]}
