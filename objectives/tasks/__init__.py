@@ -1,5 +1,6 @@
 """Tasks by name: ``get("digits", seed=0)``, ``get("npz", path=...)``, ``get("synthetic")``,
-``get("torchvision", dataset="cifar10", root=...)``. Each returns a checked ``Task``.
+``get("torchvision", dataset="cifar10", root=...)``, ``get("waveforms")`` (generated 1-D
+signals: ordered pairs of motifs among distractors). Each returns a checked ``Task``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ _REGISTRY = Registry("task", {
     "npz": "objectives.tasks.npz:npz",
     "synthetic": "objectives.tasks.synthetic:synthetic",
     "torchvision": "objectives.tasks.vision:torchvision_task",
+    "waveforms": "objectives.tasks.waveforms:waveforms",
 }, error=DataError)
 
 
