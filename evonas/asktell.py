@@ -232,13 +232,13 @@ class Search:
             from .store.states import state_from_bytes
 
             state = state_from_bytes(state)
+        spent = ind.seconds + (float(seconds) if seconds is not None else 0.0)
         self.recorder.result(ind, record, epochs=trial.fidelity, final=trial.final,
-                             state=state if record.ok else None, device=device)
+                             state=state if record.ok else None, device=device, seconds=spent)
         del self._pending[ident]  # journaled: from here on it is told
         if state is not None and record.ok:
             ind.state = state
-        if seconds is not None:
-            ind.seconds += float(seconds)
+        ind.seconds = spent  # journaled with this rung: a retried tell does not count it twice
         self._batch.told[ident] = record
         self.budget.spend(epochs=max(record.epochs - self._reached(ind), 0))
         if not self._pending and not self._ask_rung():

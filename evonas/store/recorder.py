@@ -56,9 +56,13 @@ class Recorder:
 
     # ------------------------------------------------------------------ evaluations
     def result(self, ind: Individual, record: EvaluationRecord, *, epochs: int, final: bool,
-               state: TrainState | bytes | None = None, device: str | None = None) -> None:
-        """Journal one rung of ``ind`` (its training state written first, when it has one)."""
+               state: TrainState | bytes | None = None, device: str | None = None,
+               seconds: float | None = None) -> None:
+        """Journal one rung of ``ind`` (its training state written first, when it has one);
+        ``seconds``: its evaluation seconds so far, this rung included."""
         extra: dict[str, Any] = {"rung_epochs": epochs, "rung_final": final}
+        if seconds is not None:
+            extra["seconds"] = round(seconds, 3)
         if device:
             extra["device"] = device
         if state is not None:

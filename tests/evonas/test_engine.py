@@ -46,6 +46,14 @@ def test_every_backend_and_selection_mode_runs(backend, selection, tmp_path):
     ends |= {j["id"] for j in journal if j["event"] == "pruned"}
     assert ends == {i.id for i in result.individuals}  # every individual's schedule ended
     assert [j["generation"] for j in journal if j["event"] == "generation"] == [0, 1, 2]
+    trained = [j for j in evaluations if j["event"] == "evaluated"]
+    # seconds: the individual's evaluation time so far, this rung included (it never lags)
+    assert all(j["seconds"] > 0 for j in trained), [(j["id"], j["rung_epochs"]) for j in trained
+                                                    if not j["seconds"] > 0]
+    by_id: dict[int, list[float]] = {}
+    for j in trained:
+        by_id.setdefault(j["id"], []).append(j["seconds"])
+    assert all(s == sorted(s) for s in by_id.values())
 
 
 def test_the_run_directory_holds_config_journal_and_front(tmp_path):
