@@ -6,8 +6,9 @@ adaptive weights from equal ones). Both stop at the same wall-clock budget (``se
 and run one after the other, alternating which goes first, so machine load falls on both alike.
 
 Hypervolume of (val_error, params), both minimised, over every complete individual up to each
-generation's end (the journal's ``generation`` lines carry the run's elapsed seconds). The
-space is normalised with val_error in [0, 1] and params divided by the largest count any run
+generation's end (the journal's ``generation`` lines carry the run's elapsed seconds); a run
+stops at the first generation end past the budget, so each arm is scored at the budget itself:
+the front known at the last generation end within it. The space is normalised with val_error in [0, 1] and params divided by the largest count any run
 measured; the reference point is 1.1 in both. Reported: the final hypervolume per seed and arm,
 mean and spread, the seeds where ``auto`` is higher, a one-sided Wilcoxon signed-rank test,
 the portfolio's final weights, and a plot of hypervolume against wall time for both arms.
@@ -74,6 +75,12 @@ def hypervolume(points: list[list[float]], max_params: float) -> float:
     return float(HV(ref_point=np.full(2, REF))(F))
 
 
+def at(c: list, seconds: float, max_params: float) -> float:
+    """The hypervolume known at ``seconds``: the last generation end within the budget."""
+    within = [pts for elapsed, pts in c if elapsed <= seconds]
+    return hypervolume(within[-1], max_params) if within else 0.0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=3)
@@ -107,12 +114,12 @@ def main() -> None:
             curves[arm].append(c)
             if arm == "auto":
                 weights.append(w)
-            print(f"  seed {seed} {arm}: {len(c)} generations, "
-                  f"{len(c[-1][1]) if c else 0} complete, {time.perf_counter() - t0:.0f} s",
-                  flush=True)
+            inside = sum(e <= args.seconds for e, _ in c)
+            print(f"  seed {seed} {arm}: {len(c)} generations ({inside} ended within "
+                  f"{args.seconds:g} s), {len(c[-1][1]) if c else 0} complete, "
+                  f"{time.perf_counter() - t0:.0f} s", flush=True)
     max_params = max(p[1] for arm in curves.values() for c in arm for _, pts in c[-1:] for p in pts)
-    final = {arm: [hypervolume(c[-1][1], max_params) if c else 0.0 for c in runs]
-             for arm, runs in curves.items()}
+    final = {arm: [at(c, args.seconds, max_params) for c in runs] for arm, runs in curves.items()}
     diff = [a - u for a, u in zip(final["auto"], final["uniform"])]
     try:
         from scipy.stats import wilcoxon
