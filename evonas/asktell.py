@@ -156,7 +156,7 @@ class Search:
         self.cheap = [o for o in r.objectives if o.cost == "cheap"]
         self.expensive = [o for o in r.objectives if o.cost == "expensive"]
         self.trains = bool(self.expensive)  # all objectives cheap: nothing trains, nothing is built
-        specs = c.search.operator_specs(r.space)
+        specs = c.search.operator_specs(r.space, trains=self.trains)
         adaptive = c.search.adaptive
         portfolio = None if adaptive is None else Portfolio(
             {name: weight for name, (weight, _) in specs.items()}, p_min=adaptive.p_min,

@@ -182,15 +182,16 @@ class SearchConfig(_Strict):
         ``portfolio`` section), else None."""
         return self.portfolio or (PortfolioConfig() if self.operators == "auto" else None)
 
-    def operator_specs(self, space=None) -> dict[str, tuple[float, dict[str, Any]]]:
+    def operator_specs(self, space=None, *, trains: bool = True) -> dict[str, tuple[float, dict[str, Any]]]:
         """Each operator of the mix: name -> (weight, options for ``operators.get``). ``auto``
-        needs the ``space``: every operator that applies to it, weight 1, default options."""
+        needs the ``space`` (and whether the run ``trains``): every operator that applies to
+        it, weight 1, default options."""
         if self.operators == "auto":
             if space is None:
                 raise ValueError("search.operators is 'auto': the operators depend on the space")
             import operators
 
-            return {name: (1.0, {}) for name in operators.applicable(space)}
+            return {name: (1.0, {}) for name in operators.applicable(space, trains=trains)}
         return {name: (float(entry.weight), entry.options()) if isinstance(entry, OperatorConfig)
                 else (float(entry), {}) for name, entry in self.operators.items()}
 

@@ -57,7 +57,6 @@ def resolve(config: RunConfig) -> Resolved:
         space = None
     if space is not None:
         issues += _draw(space, config, task)
-        issues += _portfolio(space, config)
     chosen = []
     for i, item in enumerate(config.objectives):
         try:
@@ -66,6 +65,8 @@ def resolve(config: RunConfig) -> Resolved:
             chosen.append(obj)
         except ValueError as exc:
             issues.append(located(f"objectives[{i}]", str(exc)))
+    if space is not None and len(chosen) == len(config.objectives):
+        issues += _portfolio(space, config, trains=any(o.cost == "expensive" for o in chosen))
     if issues:
         raise ConfigError(issues)
     report = [objectives.get("test_accuracy")] if task.test is not None else []
@@ -110,12 +111,13 @@ def _device(devices) -> torch.device:
         raise ConfigError([("dispatch.devices", str(exc))]) from None
 
 
-def _portfolio(space: spaces.SearchSpace, config: RunConfig) -> list[tuple[str, str]]:
+def _portfolio(space: spaces.SearchSpace, config: RunConfig, *,
+               trains: bool) -> list[tuple[str, str]]:
     """``operators: auto`` must find operators for the space, each able to keep ``p_min``."""
     adaptive = config.search.adaptive
     if config.search.operators != "auto":
         return []
-    k = len(config.search.operator_specs(space))
+    k = len(config.search.operator_specs(space, trains=trains))
     if k == 0:
         return [("search.operators", f"'auto' found no operator that applies to the "
                                      f"{space.name} space; name them")]

@@ -22,6 +22,7 @@ _OTHERS = Registry("operator", {
     "random": "operators.sampling:RandomSample",
     "bayesian": "operators.bayesian:Bayesian",
     "rl": "operators.rl:Reinforce",
+    "gradient": "operators.gradient:Gradient",
 })
 
 
@@ -38,10 +39,15 @@ def names() -> list[str]:
     return morphisms.names() + _OTHERS.names()
 
 
-def applicable(space) -> list[str]:
-    """The operators (built with their default options) that can make children in ``space``:
-    what ``search.operators: auto`` puts in the portfolio."""
-    return [name for name in names() if get(name).applies(space)]
+def applicable(space, *, trains: bool = True) -> list[str]:
+    """The operators (built with their default options) that can make children in ``space``,
+    in a run that trains networks or not: what ``search.operators: auto`` puts in the mix."""
+    out = []
+    for name in names():
+        op = get(name)
+        if op.applies(space) and (trains or not op.trains):
+            out.append(name)
+    return out
 
 
 def get(name: str, /, **options) -> Operator:

@@ -125,6 +125,7 @@ class Proposer:
     """
 
     name: ClassVar[str]
+    trains: ClassVar[bool] = False  # True: it trains to propose, so only runs that train suit it
 
     def propose(self, request: Request) -> list:
         """Up to ``request.n`` children (``operators.Child``); fewer where none can be made."""
