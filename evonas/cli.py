@@ -533,6 +533,11 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
                f"{len(task.train)} train / {len(task.val)} validation / "
                f"{len(task.test) if task.test is not None else 0} test samples")
     click.echo(f"# space {cfg.space.kind}: bounds {resolved.space.bounds}")
+    if cfg.search.adaptive is not None:
+        trains = any(o.cost == "expensive" for o in resolved.objectives)
+        mix = cfg.search.operator_specs(resolved.space, trains=trains)
+        click.echo(f"# operators (weights adapt from these, p_min {cfg.search.adaptive.p_min:g}): "
+                   + ", ".join(f"{name} {weight:g}" for name, (weight, _) in mix.items()))
     click.echo(f"# budget: {_planned(cfg, resolved)}")
 
 

@@ -13,6 +13,7 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pymoo.indicators.hv import HV
@@ -206,3 +207,18 @@ def test_a_bad_portfolio_is_refused_naming_its_key(tmp_path, search, key, messag
         resolve(parse(_auto_config(table, **search)))
     assert any(where == key and message in text for where, text in caught.value.issues), \
         caught.value.issues
+
+
+def test_validate_names_the_operators_auto_will_mix(tmp_path):
+    from click.testing import CliRunner
+
+    from evonas.cli import main
+    from tests.nb201 import synthetic_table
+
+    conf = _auto_config(synthetic_table(tmp_path / "table.csv"))
+    (tmp_path / "auto.yaml").write_text(yaml.safe_dump(conf))
+    out = CliRunner().invoke(main, ["validate", str(tmp_path / "auto.yaml")])
+    assert out.exit_code == 0, out.output
+    line = next(x for x in out.output.splitlines() if x.startswith("# operators"))
+    # a tabular run trains nothing: gradient, which trains to propose, is left out
+    assert "mutate 1, random 1, bayesian 1, rl 1" in line and "gradient" not in line, line
