@@ -120,7 +120,17 @@ def _request(space, n, seed, *, weights=True):
                    directions={"val_error": "min", "params": "min"},
                    seen=frozenset(m.genome.canonical_hash() for m in members), space=space,
                    budget={"evaluations": 10, "generations": 3, "seconds": None, "epochs": None},
-                   generation=1, rng=np.random.default_rng(seed + 100), weights=weights)
+                   generation=1, rng=np.random.default_rng(seed + 100), weights=weights,
+                   dispatch=_inline, task=TASK, training={"epochs": 1, "batch_size": 32})
+
+
+# what a proposer that trains to propose (``gradient``) trains on, its jobs run in-process
+TASK = {"dataset": "synthetic", "seed": 0, "input_shape": [1, 8, 8], "num_classes": 3,
+        "samples": 60}
+
+
+def _inline(fn, jobs):
+    return [fn(job, "cpu") for job in jobs]
 
 
 @pytest.mark.parametrize("weights", [True, False], ids=["weights", "no-weights"])
@@ -133,6 +143,10 @@ def test_proposer_contract(name, weights, tmp_path):
     space = spaces.get("multibranch", input_shape=(1, 8, 8), num_outputs=3)
     op = operators.get(name)
     request = _request(space, 3, 7, weights=weights)
+    if op.trains and not weights:  # it trains to propose: a run that trains nothing is refused
+        with pytest.raises(operators.NotApplicable, match="trains nothing"):
+            op.propose(request)
+        return
     children = op.propose(request)
     assert len(children) <= request.n
     again = operators.get(name).propose(_request(space, 3, 7, weights=weights))
