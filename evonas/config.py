@@ -526,12 +526,6 @@ def _check_names(config: RunConfig) -> list[tuple[str, str]]:
             issues.append((where, f"weight must be > 0 and <= {MAX_WEIGHT:g}, got {shown(weight)}"))
         else:
             issues += _operator_issues(name, where, options)
-    adaptive = config.search.adaptive
-    if adaptive is not None and not auto and config.search.operators:
-        k = len(config.search.operators)
-        if adaptive.p_min * k >= 1:
-            issues.append(("search.portfolio.p_min", f"{k} operators cannot each keep "
-                                                     f"{adaptive.p_min:g}: it must be below 1 / {k}"))
     n_obj = len(config.objectives)
     if config.search.selection in ("nsga3", "sms-emoa") and n_obj < 2:
         issues.append(("search.selection", f"{config.search.selection} needs at least two objectives, "

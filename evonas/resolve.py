@@ -113,16 +113,19 @@ def _device(devices) -> torch.device:
 
 def _portfolio(space: spaces.SearchSpace, config: RunConfig, *,
                trains: bool) -> list[tuple[str, str]]:
-    """``operators: auto`` must find operators for the space, each able to keep ``p_min``."""
+    """An adaptive mix must have operators (``auto``: those that apply to the space), each able
+    to keep ``p_min``."""
     adaptive = config.search.adaptive
-    if config.search.operators != "auto":
+    if adaptive is None or not config.search.operators:
         return []
+    auto = config.search.operators == "auto"
     k = len(config.search.operator_specs(space, trains=trains))
     if k == 0:
         return [("search.operators", f"'auto' found no operator that applies to the "
                                      f"{space.name} space; name them")]
     if adaptive.p_min * k >= 1:
-        return [("search.portfolio.p_min", f"'auto' found {k} operators for the {space.name} "
-                                           f"space; they cannot each keep {adaptive.p_min:g}: it "
-                                           f"must be below 1 / {k}")]
+        found = f"'auto' found {k} operators for the {space.name} space" if auto else \
+            f"{k} operators"
+        return [("search.portfolio.p_min", f"{found}; they cannot each keep {adaptive.p_min:g}: "
+                                           f"it must be below 1 / {k}")]
     return []

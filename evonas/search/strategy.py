@@ -105,8 +105,8 @@ class Strategy:
                        dtype=float).reshape(len(population), len(self.directions))
         by_hash = {m.genome.canonical_hash(): m.id for m in members}
         names = list(self.proposers)
-        p = np.array([(self.portfolio.probabilities() if self.portfolio is not None
-                       else self.weights)[k] for k in names])
+        mix = self.portfolio.probabilities() if self.portfolio is not None else self.weights
+        p = np.array([mix[k] for k in names])
         p = p / p.sum()
         taken: list[Proposal] = []
         batch: set[str] = set()
