@@ -58,6 +58,7 @@ class RunResult:
     front: list[Individual]
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped: bool = False
+    idle: str | None = None  # why a resumed run had nothing to do (it had finished)
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,26 @@ class Search:
         except BaseException:
             opened.lock.release()
             raise
+        self.idle = self._idle(run_dir) if opened.start is not None else None
+        if self.idle is not None:
+            self.progress.log(self.idle)
         return self
+
+    def _idle(self, run_dir: str | Path) -> str | None:
+        """Why a resumed run has nothing to do (its generations or a budget are spent), or None."""
+        spent = self.budget.exhausted()
+        if spent is None:
+            return None
+        g = self.generation
+        if spent == "generations":
+            more = g + max(self.config.search.generations, 1)
+            return (f"nothing to do: the run finished at generation {g}; extend it with "
+                    f"--generations {more} (any number above {g})")
+        key = {"evaluations": "max_evaluations", "seconds": "max_seconds",
+               "epochs": "max_epochs"}[spent]
+        return (f"nothing to do: the run finished at generation {g}, its search.{key} "
+                f"({getattr(self.config.search, key):g}) spent; raise it in "
+                f"{Path(run_dir) / 'config.yaml'} to go on")
 
     def _open(self, r: Resolved, rundir: RunDir | None, lock: RunLock | None,
               progress: Progress | None, *, generations: int | None = None,
@@ -185,13 +205,15 @@ class Search:
         self.counted: set[int] = set()  # ids whose schedule ended in this session
         self.stopped = self.finished = False
         self._batch: _Batch | None = None
+        self.idle: str | None = None
         self._pending: dict[int, Trial] = {}
         used = None
         if start is not None:
             self._restore(start)
             used = {"evaluations": self.evaluations, "generations": start.generation,
                     **start.state.get("budget", {})}
-        self.budget = Budget.of(c, generations=self.generations, used=used, expensive=self.trains)
+        self.budget = Budget.of(c, generations=self.generations, used=used, expensive=self.trains,
+                                clock=self.progress.clock)
         self.progress.start(self.budget.planned.evaluations, budget=self.budget)
         if start is not None:
             self.progress.advance(self.evaluations)
@@ -212,6 +234,8 @@ class Search:
                     break
             elif not self._ask_rung():
                 self._end_rung()
+        self.progress.asked((t.id, max(t.fidelity - self._reached(self._by_id[t.id]), 0)
+                             if self.trains else 1) for t in self._pending.values())
         return list(self._pending.values())
 
     def tell(self, ident: int, value: Mapping[str, float] | EvaluationRecord | BaseException, *,
@@ -241,6 +265,8 @@ class Search:
         ind.seconds = spent  # journaled with this rung: a retried tell does not count it twice
         self._batch.told[ident] = record
         self.budget.spend(epochs=max(record.epochs - self._reached(ind), 0))
+        self.progress.told(ident, seconds=seconds, failed=record.state == EvalState.FAILED,
+                           final=trial.final)
         if not self._pending and not self._ask_rung():
             self._end_rung()
         return record
@@ -261,7 +287,7 @@ class Search:
 
     def result(self) -> RunResult:
         return RunResult(self.config, self.recorder.path, self.individuals, self.population,
-                         self.front, self.history, self.stopped)
+                         self.front, self.history, self.stopped, self.idle)
 
     def close(self) -> None:
         self.progress.stop()
@@ -330,6 +356,7 @@ class Search:
         er = self.config.training.early_ranking
         rungs = [self.config.training.epochs] if g == 0 or er is None else list(er.rungs)
         self._batch = _Batch(g, rungs if self.trains else [0], alive, children)
+        self.progress.label(f"generation {g}/{self.generations}")
         self._halving = SuccessiveHalving(rungs=self._batch.rungs or [1], keep=er.keep if
                                           er is not None and g > 0 else 1.0) if self.trains else None
         return True
@@ -459,10 +486,8 @@ class Search:
             self.history.append(summary)
             b.steps.add("journaled")
         self.recorder.front(self.front, list(self.r.directions), [o.key for o in self._report])
-        best = {k: (min if d == "min" else max)(f.record.objectives[k] for f in self.front)
-                for k, d in self.r.directions.items()}
         self.progress.status(f"generation {g}/{self.generations}: front of {len(self.front)}, "
-                             "best " + ", ".join(f"{k} {v:.4g}" for k, v in best.items()))
+                             f"best: {_best(self.front, self.r.directions)}")
         self.budget.generation_done(g)
         self._checkpoint(g)
         self.generation, self._batch = g, None
@@ -544,7 +569,7 @@ class Search:
         self.counted.add(ind.id)
         self.evaluations += 1
         self.budget.spend(evaluations=1)
-        self.progress.advance()
+        self.progress.ended(ind.id, ind.record.state.value if ind.record is not None else "complete")
 
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint(self, generation: int) -> None:
@@ -579,6 +604,20 @@ class Search:
 
     def _seed(self, *purpose: Any) -> int:
         return int(self._rng(*purpose).integers(2**31))
+
+
+def _best(front: Sequence[Individual], directions: Mapping[str, str]) -> str:
+    """Each objective's best value on the front and the individual it comes from (they are
+    often different networks): "val_error 0.02 (#12), flops 1.2e+05 (#40)", or "#12 (...)"
+    where one network is best in all."""
+    picks = {key: (min if d == "min" else max)(front, key=lambda f: f.record.objectives[key])
+             for key, d in directions.items()}
+    ids = {pick.id for pick in picks.values()}
+    if len(ids) == 1:  # one network is best in every objective
+        pick = next(iter(picks.values()))
+        return f"#{pick.id} (" + ", ".join(f"{k} {pick.record.objectives[k]:.4g}"
+                                           for k in picks) + ")"
+    return ", ".join(f"{k} {p.record.objectives[k]:.4g} (#{p.id})" for k, p in picks.items())
 
 
 def _key(value: Any) -> int:

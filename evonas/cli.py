@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -161,6 +162,8 @@ def resume_command(run_dir: str, generations: int | None, quiet: bool) -> None:
     progress = Progress(quiet=quiet)
     result = _drive(lambda: resume(run_dir, generations=generations, progress=progress),
                     source=f"{run_dir}/config.yaml")
+    if result.idle is not None and quiet:  # said by the progress otherwise
+        click.echo(result.idle)
     _finish(result, run_dir)
 
 
@@ -373,8 +376,9 @@ def _plain(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
 
 
-def _picture(view, path: str | None, force: bool):
-    """The file a plot will go to, checked before anything is printed (exit 2 if refused)."""
+def _picture(view, path: str | None, force: bool, formats: tuple[str, ...] | None = None):
+    """The file a plot will go to, checked before anything is printed (exit 2 if refused);
+    ``formats``: the suffixes allowed where they are fewer than matplotlib's (graphviz)."""
     if path is None:
         return None
     from .plots import target
@@ -382,6 +386,9 @@ def _picture(view, path: str | None, force: bool):
 
     try:
         picture = target(path)
+        if formats is not None and picture.suffix.lower().lstrip(".") not in formats:
+            raise OutputError(f"cannot draw to {picture.name!r}: the name must end in one of "
+                              f"{', '.join('.' + f for f in formats)}")
         check_output(view.path, picture, force=force)
     except OutputError as exc:
         click.echo(f"error: {exc}", err=True)
@@ -411,7 +418,9 @@ def show(run_dir: str, ident: int, fmt: str, graph: str | None, force: bool) -> 
     """One individual: its layers, objective values, learning curve and lineage."""
     view = _view(run_dir)
     entry = _entry(view, ident)
-    picture = _picture(view, graph, force)
+    from .drawing import FORMATS
+
+    picture = _picture(view, graph, force, FORMATS)
     genome = entry.genome
     shapes, counts = genome.shapes(), genome.node_params()
     layers = [{"id": n, "op": genome.op(n), "params": genome.params(n), "inputs": genome.inputs(n),
@@ -445,12 +454,14 @@ def _show_text(doc: dict) -> None:
     from rich.table import Table
 
     console = Console()
-    values = ", ".join(f"{k} {_number(v)}" for k, v in {**doc["objectives"], **doc["reported"]}.items())
+    values = ", ".join(f"{k} {_number(v)}" for k, v in {**doc["objectives"], **doc["reported"]}.items()
+                       if k != "params")  # the parameter count is said once, below
     console.print(f"[bold]individual {doc['id']}[/bold]: generation {doc['generation']}, "
                   f"{doc['operator']} of {doc['parents'] or 'nothing'}, {doc['status']}"
                   + (f" ({doc['reason']})" if doc["reason"] else ""))
-    console.print(f"{values}; {doc['params']:,} parameters; {doc['epochs']} epochs; "
-                  f"hash {doc['genome_hash']}")
+    console.print("; ".join(x for x in (values, f"{doc['params']:,} parameters",
+                                        f"{doc['epochs']} epochs", f"hash {doc['genome_hash']}")
+                            if x))
     if (totals := doc.get("operator_totals")) is not None:
         console.print(f"operator {doc['operator']} over the run: " + ", ".join(
             f"{totals.get(key, 0)} {title}" for key, title in OPERATOR_COUNTS)
@@ -516,6 +527,73 @@ def export_command(run_dir: str, ident: int, target: str, force: bool) -> None:
     if result.max_difference is not None and result.max_difference > 1e-4:
         click.echo("error: the exported model's outputs differ from the run's model", err=True)
         sys.exit(1)
+
+
+@main.command("runs")
+@click.argument("folder", metavar="[DIR]", required=False, default="runs/out",
+                type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def runs_command(folder: str, fmt: str) -> None:
+    """List the run directories under DIR [default: runs/out] (DIR itself if it is a run):
+    status, generations, evaluations, best values, hypervolume, last update."""
+    from pathlib import Path
+
+    from .listing import list_runs
+
+    root = Path(folder)
+    if not root.is_dir():
+        click.echo(f"error: {folder} is not a folder (no runs there yet? evonas run writes "
+                   f"to runs/out/<name> by default)", err=True)
+        sys.exit(2)
+    summaries = list_runs(root)
+    if fmt == "json":
+        click.echo(json.dumps([s.to_dict() for s in summaries], indent=1))
+        return
+    if not summaries:
+        click.echo(f"no runs under {folder}")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"runs under {folder}")
+    for col in ("run", "status", "gen", "evals", "best", "hv", "updated"):
+        table.add_column(col, justify="right" if col in ("gen", "evals", "hv") else "left",
+                         overflow="fold", no_wrap=col in ("status", "gen", "evals", "hv"))
+    reasons = []
+    for s in summaries:
+        where = os.path.relpath(s.path, folder)
+        name = _capped(s.path if where == "." else where, 200)
+        gen = "-" if s.generations is None else f"{s.generations}/{s.planned}"
+        best = ", ".join(f"{k} {_number(v)}" for k, v in s.best.items())
+        table.add_row(name, s.status, gen, str(s.evaluations), best or "-",
+                      "-" if s.hypervolume is None else f"{s.hypervolume:.4f}", s.updated or "-")
+        if s.reason:
+            reasons.append(f"{name}: {_capped(s.reason, 500)}")
+    console = Console()
+    console.print(table)
+    for line in reasons:  # below the table, where a long reason can be read whole
+        console.print(line, highlight=False, soft_wrap=True)
+
+
+@main.command("report")
+@click.argument("run_dirs", metavar="RUN_DIR...", nargs=-1, required=True,
+                type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False),
+              help="The HTML file to write [default: chosen by the report].")
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+def report_command(run_dirs: tuple[str, ...], out: str | None, force: bool) -> None:
+    """Write one self-contained HTML report of one run, or of several side by side."""
+    from evonas.store.rundir import OutputError, RunDirError
+
+    from .report import write_report
+
+    try:
+        path = write_report(list(run_dirs), out, force=force)
+    except (OutputError, RunDirError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(str(path))
 
 
 @main.command()

@@ -53,6 +53,7 @@ def drive(search: Search, *, job: Job = evaluate_job) -> RunResult:
     """Ask, evaluate (dispatched), tell, until the search ends; Ctrl-C stops it cleanly, with
     everything told kept."""
     evaluator = Evaluator(search.r, job=job, notify=search.progress.warn)
+    search.progress.capacity = evaluator.capacity  # how many of the asked trials run at once
     if search.strategy.dispatch is not None:  # proposers' own jobs go to the devices too
         search.strategy.dispatch = evaluator.run_jobs
     threads = torch.get_num_threads()

@@ -1,22 +1,23 @@
 """Pictures of a run: the Pareto front with the hypervolume per generation, and a genome's graph.
 
-matplotlib with the Agg back-end: files only, no display needed.
+The front is drawn by matplotlib with the Agg back-end (files only, no display needed); the
+genome by Graphviz, through ``evonas.drawing``.
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
 from itertools import combinations
 from pathlib import Path
 
-import networkx as nx
-
+from evonas.store.rundir import OutputError
 from genomes import Genome
 
-from evonas.store.rundir import OutputError
+from .drawing import draw_genome
 from .runview import RunView
 
-__all__ = ["plot_front", "plot_genome", "target"]
+__all__ = ["counted", "plot_front", "plot_genome", "target"]
 
 
 def _pyplot():
@@ -40,7 +41,7 @@ def plot_front(view: RunView, path: str | Path) -> Path:
     for ax, (i, j) in zip(axes[0], pairs):
         rest = [e for e in done if e.id not in front_ids]
         ax.scatter([e.objectives[keys[i]] for e in rest], [e.objectives[keys[j]] for e in rest],
-                   s=18, color="0.6", alpha=0.35, label=f"evaluated ({len(done)})")
+                   s=18, color="0.6", alpha=0.35, label=f"dominated ({len(rest)})")
         ordered = sorted(front, key=lambda e: e.objectives[keys[i]])
         xs, ys = [e.objectives[keys[i]] for e in ordered], [e.objectives[keys[j]] for e in ordered]
         ax.plot(xs, ys, "-o", color="tab:red", ms=6, lw=1, label=f"Pareto front ({len(front)})")
@@ -54,50 +55,28 @@ def plot_front(view: RunView, path: str | Path) -> Path:
     ax = axes[0][-1]
     ax.plot([g for g, _ in hv], [v for _, v in hv], "-o", color="tab:blue")
     ax.set_xlabel("generation")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("hypervolume (normalised, ref 1.1)")
     ax.grid(alpha=0.3)
-    fig.suptitle(f"{view.config.name}: {len(front)} on the front of {len(done)} evaluated")
+    fig.suptitle(f"{view.config.name}: {len(front)} on the Pareto front; {counted(view)}")
     fig.tight_layout()
     return _save(fig, path, plt)
 
 
 def plot_genome(genome: Genome, path: str | Path, title: str = "") -> Path:
-    """The genome's layers top to bottom, each box labelled with id, op, settings and shape;
-    a skip connection (an edge over more than one layer) is drawn as an arc."""
-    plt = _pyplot()
-    graph = nx.DiGraph(genome.graph)
-    layers = list(nx.topological_generations(graph))
-    for layer, nodes in enumerate(layers):
-        for node in nodes:
-            graph.nodes[node]["layer"] = layer
-    pos = {n: (x, -y) for n, (x, y) in
-           nx.multipartite_layout(graph, subset_key="layer", align="horizontal").items()}
-    shapes = genome.shapes()
-    labels = {n: f"{n}: {_describe(genome, n)}\n{'x'.join(map(str, shapes[n]))}" for n in graph}
-    fig, ax = plt.subplots(figsize=(max(5, 2.6 * max(len(g) for g in layers)), max(4, 0.75 * len(layers))))
-    layer_of = nx.get_node_attributes(graph, "layer")
-    near = [(u, v) for u, v in graph.edges if layer_of[v] - layer_of[u] == 1]
-    skips = [(u, v) for u, v in graph.edges if layer_of[v] - layer_of[u] > 1]
-    nx.draw_networkx_edges(graph, pos, edgelist=near, ax=ax, arrows=True, arrowsize=10,
-                           edge_color="0.45", node_size=2200)
-    nx.draw_networkx_edges(graph, pos, edgelist=skips, ax=ax, arrows=True, arrowsize=10,
-                           edge_color="tab:orange", node_size=2200, connectionstyle="arc3,rad=0.35")
-    nx.draw_networkx_labels(graph, pos, labels=labels, ax=ax, font_size=7,
-                            bbox={"boxstyle": "round", "fc": "#dbe9f6", "ec": "#4a7fb0"})
-    ax.set_title(title or f"{len(genome)} nodes, {genome.num_params():,} parameters")
-    ax.axis("off")
-    ax.margins(0.15, 0.05)
-    fig.tight_layout()
-    return _save(fig, path, plt)
+    """The genome drawn as a DAG by Graphviz (``evonas.drawing.draw_genome``, also used by the
+    HTML report); the format follows the suffix. Returns the path written."""
+    return draw_genome(genome, path, title or None)
 
 
-def _describe(genome: Genome, node: str) -> str:
-    params = genome.params(node)
-    short = {"channels": "c", "kernel": "k", "stride": "s", "units": "u", "fn": ""}
-    text = " ".join(f"{short[k]}={v}" if short[k] else str(v)
-                    for k, v in params.items() if k in short and v is not None and v != 1)
-    merge = genome.node(node).merge
-    return " ".join(x for x in (genome.op(node), text, f"[{merge}]" if merge else "") if x)
+def counted(view: RunView) -> str:
+    """What a run's individuals came to, e.g. "15 evaluated: 11 complete, 4 pruned": every
+    individual with a record counts as evaluated, as in the tables of ``run`` and ``front``."""
+    statuses = Counter(e.status for e in view.entries.values())
+    complete = len(view.complete)  # complete with every objective
+    parts = [f"{complete} complete"] + [f"{statuses[s]} {s}" for s in ("pruned", "failed", "running")
+                                        if statuses[s]]
+    return f"{len(view.entries)} evaluated: {', '.join(parts)}"
 
 
 def _arrow(direction: str) -> str:

@@ -31,6 +31,21 @@ class Evaluator:
         self.report = [o.key for o in resolved.report] if self.objectives else []
         self.dispatcher: Dispatcher | None = None  # started at the first batch, kept warm
 
+    @property
+    def capacity(self) -> int | None:
+        """How many evaluations run at once: 1 inline, a local pool's slots; None on a dask
+        cluster (its workers come and go)."""
+        d = self.c.dispatch
+        if d.backend == "inline":
+            return 1
+        if d.backend == "dask":
+            return None
+        if self.dispatcher is not None and hasattr(self.dispatcher, "slots"):
+            return len(self.dispatcher.slots)
+        from .dispatch import slots
+
+        return len(slots(d.devices, d.workers_per_device))
+
     def jobs(self, trials: Sequence) -> list[dict[str, Any]]:
         return [self._job(t) for t in trials]
 

@@ -56,3 +56,35 @@ def test_console_script_is_installed():
     script = Path(sys.executable).with_name("evonas")
     out = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
     assert __version__ in out.stdout
+
+
+def test_report_prints_the_file_written_and_exits_2_on_a_refusal(monkeypatch, tmp_path):
+    """The wiring only (the report's content is tested with it): run dirs, --out and --force
+    reach ``write_report``; its path is printed; OutputError and RunDirError exit 2."""
+    import types
+
+    from evonas.store.rundir import OutputError, RunDirError
+
+    calls = []
+
+    def write_report(run_dirs, out=None, *, force=False):
+        calls.append((list(run_dirs), out, force))
+        if "refused" in run_dirs[0]:
+            raise OutputError(f"{out} already exists; pass --force to replace it")
+        if "missing" in run_dirs[0]:
+            raise RunDirError(f"{run_dirs[0]!r} is not a run directory")
+        return tmp_path / "report.html"
+
+    monkeypatch.setitem(sys.modules, "evonas.report",
+                        types.SimpleNamespace(write_report=write_report))
+    runner = CliRunner()
+    done = runner.invoke(main, ["report", "a", "b", "--out", "r.html", "--force"])
+    assert done.exit_code == 0, done.output
+    assert calls[-1] == (["a", "b"], "r.html", True)
+    assert done.output.strip() == str(tmp_path / "report.html")
+    assert runner.invoke(main, ["report", "a"]).exit_code == 0 and calls[-1] == (["a"], None, False)
+    for name, words in (("refused", "already exists"), ("missing", "not a run directory")):
+        result = runner.invoke(main, ["report", name, "--out", "r.html"])
+        assert result.exit_code == 2 and "error: " in result.output and words in result.output
+        assert "Traceback" not in result.output
+    assert runner.invoke(main, ["report"]).exit_code == 2  # at least one run directory

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import re
+import shutil
 import time
 
 import numpy as np
@@ -68,7 +69,8 @@ def test_show_gives_layers_curve_and_lineage_back_to_generation_zero(small, tmp_
     _, run, _ = small
     view = RunView.load(run)
     child = max((e for e in view.complete if e.parents), key=lambda e: e.generation)
-    result = invoke("show", run, child.id, "--format", "json", "--graph", tmp_path / "g.png")
+    graph = ("--graph", tmp_path / "g.png") if shutil.which("dot") else ()  # needs Graphviz
+    result = invoke("show", run, child.id, "--format", "json", *graph)
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output[: result.output.rindex("}") + 1])
     assert [layer["id"] for layer in doc["layers"]] == child.genome.nodes
@@ -81,7 +83,7 @@ def test_show_gives_layers_curve_and_lineage_back_to_generation_zero(small, tmp_
         assert set(step["parents"]) <= ids
         assert step["parents"] or (step["operator"], step["generation"]) == ("initial", 0) \
             or step["operator"] == "random"
-    assert not_blank(tmp_path / "g.png")
+    assert not graph or not_blank(tmp_path / "g.png")
     text = invoke("show", run, child.id)
     assert text.exit_code == 0 and "lineage" in text.output and "learning curve" in text.output
 
@@ -252,3 +254,46 @@ def test_a_damaged_accounting_line_is_named_and_skipped(tmp_path, counts, where)
     assert any("line 9 is damaged" in note and where in note for note in view.notes), view.notes
     result = invoke("front", run, "--operators")
     assert result.exit_code == 0 and "warning: journal.jsonl line 9 is damaged" in result.output
+
+
+# ---------------------------------------------------------------- slips a new user ran into
+def test_a_plot_named_without_a_suffix_is_reported_by_the_file_written(small, tmp_path):
+    _, run, _ = small
+    result = invoke("front", run, "--plot", tmp_path / "frontX")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "frontX.png").is_file() and not (tmp_path / "frontX").exists()
+    assert f"plot: {tmp_path / 'frontX.png'}" in result.output
+
+
+def test_csv_writes_whole_numbers_as_integers(small):
+    _, run, _ = small
+    view = RunView.load(run)
+    rows = list(csv.DictReader(io.StringIO(invoke("front", run, "--format", "csv").output)))
+    assert rows
+    for row in rows:
+        assert row["params"] == str(view.get(int(row["id"])).params), row  # not "33084.0"
+        assert row["epochs"].isdigit() and row["generation"].isdigit()
+
+
+def test_show_says_the_parameter_count_once(small):
+    _, run, _ = small
+    best = RunView.load(run).front()[0]
+    result = invoke("show", run, best.id)
+    assert result.exit_code == 0, result.output
+    summary = result.output.splitlines()[1]
+    assert f"{best.params:,} parameters" in summary and "params" not in summary, summary
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_resuming_a_finished_run_says_there_is_nothing_to_do(small, tmp_path, quiet):
+    import shutil
+
+    _, run, _ = small
+    copy = tmp_path / "done"
+    shutil.copytree(run, copy)
+    result = invoke("resume", copy, *(["--quiet"] if quiet else []))
+    assert result.exit_code == 0, result.output
+    g = SMALL["search"]["generations"]
+    assert result.output.count(f"nothing to do: the run finished at generation {g}; extend it "
+                               f"with --generations") == 1, result.output
+    assert outcome(copy)["evaluations"] == outcome(run)["evaluations"]  # nothing was redone
