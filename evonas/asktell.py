@@ -31,6 +31,8 @@ from .evaluation.halving import SuccessiveHalving
 from .evaluation.screening import screen
 from .individual import Individual
 from .progress import Progress
+from .runview import hypervolume
+from .tensorboard import Scalars
 from .resolve import Resolved, resolve
 from .search.budget import Budget
 from .search.ranking import minimisation_matrix, rank
@@ -124,7 +126,8 @@ class Search:
             pre = resolved.task.preprocessing
             rundir.append({"event": "started", "config": config.to_dict(),
                            "preprocessing": pre.to_dict() if pre is not None else None,
-                           "hash_scheme": HASH_SCHEME, "time": now()})
+                           "hash_scheme": HASH_SCHEME, "directions": dict(resolved.directions),
+                           "time": now()})
         self._open(resolved, rundir, lock, progress)
 
     @classmethod
@@ -173,6 +176,8 @@ class Search:
         self.generations = c.search.generations if generations is None else generations
         self.recorder = Recorder(rundir, keep=c.checkpoints.keep, replay=replay,
                                  warn=self.progress.warn)
+        self._scalars = Scalars(rundir.path) if rundir is not None and c.logging.tensorboard \
+            else None
         self.cheap = [o for o in r.objectives if o.cost == "cheap"]
         self.expensive = [o for o in r.objectives if o.cost == "expensive"]
         self.trains = bool(self.expensive)  # all objectives cheap: nothing trains, nothing is built
@@ -291,6 +296,8 @@ class Search:
 
     def close(self) -> None:
         self.progress.stop()
+        if getattr(self, "_scalars", None) is not None:
+            self._scalars.close()
         if self._lock is not None:
             self._lock.release()
             self._lock = None
@@ -483,6 +490,14 @@ class Search:
                 # elapsed: the run's wall-clock seconds so far (all sessions), for progress in time
                 self.recorder.event({**summary, "elapsed": round(self.budget.seconds, 3)},
                                     *([accounts] if g > 0 or adapts else []))
+                if self._scalars is not None:  # on the scale of generation 0: the curve only rises
+                    best = {k: (min if d == "min" else max)(f.record.objectives[k] for f in self.front)
+                            for k, d in self.r.directions.items()}
+                    first = [i.record for i in self.individuals if i.complete and i.generation == 0]
+                    self._scalars.generation(
+                        g, hypervolume=hypervolume([f.record for f in self.front], first,
+                                                   self.r.directions),
+                        best=best, elapsed=self.budget.seconds)
             self.history.append(summary)
             b.steps.add("journaled")
         self.recorder.front(self.front, list(self.r.directions), [o.key for o in self._report])

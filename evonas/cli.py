@@ -103,6 +103,15 @@ def _warm_up() -> None:
         net(torch.zeros((2, *DIGITS_SHAPE)))
 
 
+def _importable_here() -> None:
+    """A config may name a user's own ``module:Name`` beside it: like uvicorn, the current
+    directory is searched for modules (never a run directory: the config check refuses those)."""
+    import os
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
 def _config_or_exit(path: str | None, overrides: tuple[str, ...]):
     from .config import ConfigError, load
     from .resolve import resolve
@@ -141,6 +150,7 @@ def run_command(config: str | None, run_dir: str | None, overrides: tuple[str, .
     from .engine import run
     from .progress import Progress
 
+    _importable_here()
     cfg, _ = _config_or_exit(config, overrides)
     target = Path(run_dir) if run_dir else Path("runs") / "out" / cfg.name
     progress = Progress(quiet=quiet)
@@ -156,6 +166,7 @@ def run_command(config: str | None, run_dir: str | None, overrides: tuple[str, .
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def resume_command(run_dir: str, generations: int | None, quiet: bool) -> None:
     """Continue a run from its newest good checkpoint, taking finished work from the journal."""
+    _importable_here()
     from .engine import resume
     from .progress import Progress
 
@@ -208,8 +219,9 @@ def _print_front(result) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    keys = [o.name if o.name != "tabular" else o.model_extra["value_column"]
-            for o in result.config.objectives]
+    import objectives
+
+    keys = [objectives.get(o.name, **o.options()).key for o in result.config.objectives]
     evaluated = sum(i.record is not None for i in result.individuals)
     table = Table(title=f"Pareto front: {len(result.front)} networks ({evaluated} evaluated)")
     extra_params = "params" not in keys
@@ -604,6 +616,7 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
     """Check a config (loading its task) and print the resolved form."""
     import yaml
 
+    _importable_here()
     cfg, resolved = _config_or_exit(config, overrides)
     click.echo(yaml.safe_dump(cfg.to_dict(), sort_keys=False), nl=False)
     task = resolved.task

@@ -11,10 +11,11 @@ finite, sizes have upper bounds, and error messages echo at most ~200 characters
 from __future__ import annotations
 
 import copy
+import importlib.util
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, Sequence
+from typing import Annotated, Any, Callable, Literal, Sequence
 
 import yaml
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field,
@@ -23,8 +24,8 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Di
 from genomes.registry import shown
 
 __all__ = ["MAX_EXPANDED", "MAX_FILE_BYTES", "MAX_NESTING", "ConfigError", "DaskSecurity",
-           "OperatorConfig", "RunConfig", "SearchConfig", "diff", "load", "located", "parse",
-           "quickstart"]
+           "LoggingConfig", "OperatorConfig", "RunConfig", "SearchConfig", "diff", "load", "located",
+           "parse", "plugins", "quickstart"]
 
 SELECTIONS = ("nsga2", "nsga3", "spea2", "sms-emoa", "lemonade", "aging")
 MAX_FILE_BYTES = 1_000_000  # a run config is a few kB
@@ -237,6 +238,13 @@ class CheckpointConfig(_Strict):
     keep: Int = Field(3, ge=1, le=1_000)  # how many generation checkpoints stay on disk
 
 
+class LoggingConfig(_Strict):
+    """What a run writes besides its journal: ``tensorboard: true`` adds TensorBoard scalars
+    per generation (hypervolume, best value of each objective) under ``<run>/tensorboard/``."""
+
+    tensorboard: Bool = False
+
+
 class RunConfig(_Strict):
     name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=128)
     seed: Int = Field(0, ge=0, le=2**63 - 1)
@@ -247,9 +255,13 @@ class RunConfig(_Strict):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig)
     checkpoints: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        """The config as plain data; ``logging`` is left out while it holds only defaults, so a
+        run written before that section existed compares equal."""
+        default = self.logging == LoggingConfig()
+        return self.model_dump(mode="json", exclude={"logging"} if default else None)
 
 
 def quickstart() -> dict[str, Any]:
@@ -258,9 +270,11 @@ def quickstart() -> dict[str, Any]:
     return yaml.safe_load(text)
 
 
-def load(path: str | Path | None, overrides: Sequence[str] = ()) -> RunConfig:
+def load(path: str | Path | None, overrides: Sequence[str] = (), *,
+         names: bool = True) -> RunConfig:
     """Read a config file (the quick start when ``path`` is None), apply ``key.path=value``
-    overrides, and validate it; ``ConfigError`` lists every problem."""
+    overrides, and validate it; ``ConfigError`` lists every problem. ``names=False`` checks the
+    schema only (``parse``)."""
     if path is None:
         data = quickstart()
     else:
@@ -286,7 +300,7 @@ def load(path: str | Path | None, overrides: Sequence[str] = ()) -> RunConfig:
             raise ConfigError([(str(path), "a config is a YAML mapping of sections (name, seed, task, ...)")])
         if (problem := _too_big(data)) is not None:
             raise ConfigError([problem])
-    return parse(apply_overrides(data, overrides))
+    return parse(apply_overrides(data, overrides), names=names)
 
 
 def _yaml(text: str, where: str, what: str) -> Any:
@@ -391,9 +405,10 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
     return data
 
 
-def parse(data: Any) -> RunConfig:
+def parse(data: Any, *, names: bool = True) -> RunConfig:
     """Validate a config mapping: its size first, the schema, then names against the
-    registries."""
+    registries. ``names=False`` (reading a finished run) skips the names: nothing a config
+    names is imported, so a user's plugin named in a run is never run by reading it."""
     if (problem := _too_big(data)) is not None:
         raise ConfigError([problem])
     try:
@@ -403,7 +418,7 @@ def parse(data: Any) -> RunConfig:
         for path, message in (_issue(e) for e in exc.errors()):
             merged.setdefault(path, []).append(message)
         raise ConfigError([(p, "; or ".join(m)) for p, m in merged.items()]) from None
-    issues = _check_names(config)
+    issues = _check_names(config) if names else []
     if issues:
         raise ConfigError(issues)
     return config
@@ -465,7 +480,9 @@ def _allowed(loc: Sequence[Any]) -> list[str]:
 
 
 def _check_names(config: RunConfig) -> list[tuple[str, str]]:
-    """Names the schema cannot know: tasks, spaces, objectives, operators, and their options."""
+    """Names the schema cannot know: tasks, spaces, objectives, operators, and their options.
+    A user's own (``package.module:Name`` or an entry point) is imported here, once its module
+    is found outside every run directory."""
     import objectives
     import objectives.base
     import operators
@@ -473,36 +490,31 @@ def _check_names(config: RunConfig) -> list[tuple[str, str]]:
     from objectives import tasks
 
     issues: list[tuple[str, str]] = []
-    if config.task.dataset not in tasks.names():
-        issues.append(("task.dataset", f"unknown task {shown(config.task.dataset)}; known: "
-                                       f"{tasks.names()}"))
-    else:
-        issues += _option_issues("task", f"task {config.task.dataset!r}",
-                                 tasks._REGISTRY.load(config.task.dataset), config.task.options(),
+    factory = _factory(tasks._REGISTRY, config.task.dataset, "task.dataset", issues)
+    if factory is not None:
+        issues += _option_issues("task", f"task {config.task.dataset!r}", factory,
+                                 config.task.options(),
                                  hidden={"seed": "the task uses the run's seed; set seed at the top "
                                                  "level"})
-    if config.space.kind not in spaces.names():
-        issues.append(("space.kind", f"unknown search space {shown(config.space.kind)}; known: "
-                                     f"{spaces.names()}"))
-    else:
-        issues += _option_issues("space", f"space {config.space.kind!r}",
-                                 spaces.space_class(config.space.kind), config.space.options(),
+    factory = _factory(spaces._REGISTRY, config.space.kind, "space.kind", issues)
+    if factory is not None:
+        issues += _option_issues("space", f"space {config.space.kind!r}", factory,
+                                 config.space.options(),
                                  hidden={k: "set by the task, not the config"
                                          for k in ("input_shape", "num_outputs")})
-    keys = []
+    keys, built = [], []
     for i, item in enumerate(config.objectives):
         where = f"objectives[{i}]"
-        if item.name not in objectives.names():
-            issues.append((f"{where}.name", f"unknown objective {shown(item.name)}; known: "
-                                            f"{objectives.names(selectable=True)}"))
+        factory = _factory(objectives.base._REGISTRY, item.name, f"{where}.name", issues,
+                           known=lambda: objectives.names(selectable=True))
+        if factory is None:
             continue
         try:
             objectives.require_selectable(item.name)
         except ValueError as exc:
             issues.append((f"{where}.name", str(exc)))
             continue
-        found = _option_issues(where, f"objective {item.name!r}", objectives.base._REGISTRY.load(item.name),
-                               item.options())
+        found = _option_issues(where, f"objective {item.name!r}", factory, item.options())
         if found:
             issues += found
             continue
@@ -511,19 +523,27 @@ def _check_names(config: RunConfig) -> list[tuple[str, str]]:
         except ValueError as exc:
             issues.append(located(where, str(exc)))
             continue
+        if not getattr(obj, "selectable", True):  # a user's factory that builds test_accuracy
+            issues.append((f"{where}.name", f"{item.name!r} builds a report-only measure "
+                                            f"({obj.key!r}); it can never be an objective"))
+            continue
         if obj.key in keys:
             issues.append((where, f"a second objective recorded as {obj.key!r}; each needs its own key"))
         keys.append(obj.key)
+        built.append(obj)
     known = operators.names()
     auto = config.search.operators == "auto"
     if not config.search.operators:
         issues.append(("search.operators", f"name at least one operator; known: {known}"))
     for name, (weight, options) in ({} if auto else config.search.operator_specs()).items():
         where = f"search.operators.{name}"
-        if name not in known:
-            issues.append((where, f"unknown operator; known: {known}"))
+        if name not in known and name not in operators._OTHERS:
+            issues.append((where, f"unknown operator; known: {known}, or your own as "
+                                  f"'package.module:Class'"))
         elif not 0 < weight <= MAX_WEIGHT:  # the schema checks it too; kept for built configs
             issues.append((where, f"weight must be > 0 and <= {MAX_WEIGHT:g}, got {shown(weight)}"))
+        elif (problem := _outside_runs(operators._OTHERS.plugin(name))) is not None:
+            issues.append((where, problem))
         else:
             issues += _operator_issues(name, where, options)
     n_obj = len(config.objectives)
@@ -531,8 +551,7 @@ def _check_names(config: RunConfig) -> list[tuple[str, str]]:
         issues.append(("search.selection", f"{config.search.selection} needs at least two objectives, "
                                            f"the config has {n_obj}"))
     if config.search.selection == "lemonade" and not issues:
-        cheap = [o.name for o in config.objectives if objectives.get(o.name, **o.options()).cost == "cheap"]
-        if not cheap:
+        if not any(o.cost == "cheap" for o in built):
             issues.append(("search.selection", "lemonade samples by density over cheap objectives "
                                                "(params, flops, latency_lut, ...); the config has none"))
     er = config.training.early_ranking
@@ -554,7 +573,72 @@ def _check_names(config: RunConfig) -> list[tuple[str, str]]:
         issues.append(("dispatch.security", f"TLS settings need a tls:// scheduler address "
                                             f"(dispatch.scheduler: tls://HOST:8786); "
                                             f"dispatch.scheduler is {shown(scheduler)}"))
+    if config.logging.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        issues.append(("logging.tensorboard", "TensorBoard scalars need the tensorboard package: "
+                                              "pip install tensorboard"))
     return issues
+
+
+def plugins(config: RunConfig) -> dict[str, str]:
+    """Each key of ``config`` that names a user's own code (``package.module:Name`` or an
+    entry point) -> the ``"module:attribute"`` it stands for; imports nothing."""
+    import objectives.base
+    import operators
+    from genomes import spaces
+    from objectives import tasks
+
+    named = [("task.dataset", tasks._REGISTRY, config.task.dataset),
+             ("space.kind", spaces._REGISTRY, config.space.kind),
+             *((f"objectives[{i}].name", objectives.base._REGISTRY, o.name)
+               for i, o in enumerate(config.objectives)),
+             *((f"search.operators.{name}", operators._OTHERS, name)
+               for name in ([] if config.search.operators == "auto" else config.search.operators)
+               if name not in operators.morphisms.names())]
+    return {where: target for where, registry, name in named
+            if (target := registry.plugin(name)) is not None}
+
+
+def _factory(registry, name: str, where: str, issues: list[tuple[str, str]],
+             known: Callable[[], list[str]] | None = None) -> Any:
+    """The class or function ``name`` stands for in ``registry``, or None with an issue at
+    ``where`` (unknown, found inside a run directory, or failing to import)."""
+    if name not in registry:
+        issues.append((where, f"unknown {registry.kind} {shown(name)}; known: "
+                              f"{registry.names() if known is None else known()}, or your own as "
+                              f"'package.module:Name'"))
+        return None
+    if (problem := _outside_runs(registry.plugin(name))) is not None:
+        issues.append((where, problem))
+        return None
+    try:
+        return registry.load(name)
+    except ValueError as exc:  # a user's module that cannot be imported or lacks the name
+        issues.append((where, str(exc)))
+        return None
+
+
+def _outside_runs(target: str | None) -> str | None:
+    """Why the module of a user's ``target`` may not be imported: it lies inside a run
+    directory (a run never runs code found in a run); None when it may. Finding the module
+    reads the file system only."""
+    if target is None:
+        return None
+    top = target.partition(":")[0].split(".")[0]
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None  # the import that follows names the problem
+    if spec is None:
+        return None
+    places = [spec.origin, *(spec.submodule_search_locations or [])]
+    for place in places:
+        if not place or place in ("built-in", "frozen"):
+            continue
+        for folder in Path(place).resolve().parents:
+            if (folder / "config.yaml").is_file() and (folder / "journal.jsonl").is_file():
+                return (f"module {top!r} of {target!r} is inside the run directory {str(folder)!r}; "
+                        f"code is never imported from a run: move it out")
+    return None
 
 
 def _operator_issues(name: str, where: str, options: dict[Any, Any]) -> list[tuple[str, str]]:

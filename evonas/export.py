@@ -70,8 +70,12 @@ def load_model(view: RunView, entry: Entry) -> torch.nn.Module:
 
 def _task(view: RunView):
     from objectives import tasks
+    from .config import plugins
 
     task_config = view.config.task
+    if "task.dataset" in plugins(view.config):  # reading a run never imports a user's module
+        raise ExportError(f"the run's task is a user's own ({task_config.dataset}); evonas does "
+                          f"not import it to read a run")
     return tasks.get(task_config.dataset, seed=view.config.seed, **task_config.options())
 
 

@@ -1,10 +1,12 @@
-"""A read-only view of a run directory, for ``front``, ``show`` and ``export``.
+"""A read-only view of a run directory, for ``front``, ``show``, ``export`` and ``evonas.load``.
 
 It reads the config, the newest checkpoint that verifies, and the journal (damaged lines are
 named in ``notes`` and skipped; a torn last line is skipped), and never writes or locks
 anything, so it can look at a run that another process is still writing. Individuals known only
 to a checkpoint (the journal lost or truncated) are there too, and a population member whose
-file in ``weights/`` is gone is read from the checkpoint's copy.
+file in ``weights/`` is gone is read from the checkpoint's copy. Nothing a run's config names is
+imported from a user's code (``package.module:Name``, entry points): the directions of such
+objectives are read from what the run recorded.
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ from .config import ConfigError, RunConfig, load, parse
 from evonas.search.ranking import first_front, minimisation_matrix
 from evonas.store.rundir import RunDirError, inside
 
-__all__ = ["Entry", "RunView"]
+__all__ = ["COLUMNS", "Entry", "RunView", "hypervolume"]
+
+# to_dataframe's columns, in order; the objectives' and reported values go after "reason"
+COLUMNS = ("id", "generation", "operator", "parents", "status", "reason", "params", "epochs",
+           "seconds", "in_front", "genome_hash")
 
 _STATUS = {"complete": "complete", "pruned": "pruned", "failed": "failed", "pending": "running"}
 
@@ -62,6 +68,9 @@ class Entry:
 
 @dataclass
 class RunView:
+    """A run directory read (``RunView.load(path)``, or ``evonas.load(path)``): its config, the
+    objectives' directions, and every individual as an ``Entry``; never written to."""
+
     path: Path
     config: RunConfig
     directions: dict[str, str]
@@ -101,8 +110,8 @@ class RunView:
         config = None
         for where, data in sources:  # the config the run started with, even if config.yaml
             try:                      # was edited since
-                config = parse(data) if data is not None else (
-                    load(path / "config.yaml") if where == "config.yaml" else None)
+                config = parse(data, names=False) if data is not None else (
+                    load(path / "config.yaml", names=False) if where == "config.yaml" else None)
             except ConfigError as exc:
                 issue, message = exc.issues[0]
                 if where == "config.yaml":
@@ -110,13 +119,7 @@ class RunView:
                 notes.append(f"the config in {where} cannot be read ({issue}: {message})")
             if config is not None:
                 break
-        directions = {}
-        for i, item in enumerate(config.objectives):
-            try:
-                obj = objectives.get(item.name, **item.options())
-            except ValueError as exc:
-                raise RunDirError(f"{path / 'config.yaml'}: objectives[{i}]: {exc}") from None
-            directions[obj.key] = obj.direction
+        directions = _directions(path, config, started, saved, notes)
         record.require(list(directions))
         notes = [str(d) + "; skipped" for d in record.damaged] + notes
         if record.legacy:
@@ -164,6 +167,30 @@ class RunView:
                    operators=accounting, weights=weights)
 
     # ------------------------------------------------------------------ queries
+    def to_dataframe(self):
+        """A ``pandas.DataFrame``, one row per individual (by id): id, generation, operator,
+        parents, status (complete, pruned, failed, running), reason, one column per objective
+        and per reported value (NaN where there is none), params, epochs, seconds, in_front
+        and genome_hash."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("RunView.to_dataframe needs pandas: pip install pandas") from None
+        front = {e.id for e in self.front()}
+        reported = [k for k in dict.fromkeys(k for e in self.entries.values() for k in e.reported)
+                    if k not in self.directions]
+        rows = []
+        for e in sorted(self.entries.values(), key=lambda e: e.id):
+            rows.append({"id": e.id, "generation": e.generation, "operator": e.operator,
+                         "parents": list(e.parents), "status": e.status, "reason": e.reason,
+                         "params": e.params, "epochs": e.epochs, "seconds": e.seconds,
+                         "in_front": e.id in front, "genome_hash": e.genome_hash,
+                         **{k: e.objectives.get(k, float("nan")) for k in self.directions},
+                         **{k: e.reported.get(k, float("nan")) for k in reported}})
+        named = [*self.directions, *reported]  # an objective "params" is the params column
+        columns = [*COLUMNS[:6], *named, *(c for c in COLUMNS[6:] if c not in named)]
+        return pd.DataFrame(rows, columns=columns)
+
     def get(self, ident: int) -> Entry:
         if ident not in self.entries:
             known = sorted(self.entries)
@@ -194,14 +221,10 @@ class RunView:
         done = self.complete
         if not done or not self.generations:
             return []
-        F = self.matrix(done)
-        low, span = F.min(0), np.where(np.ptp(F, 0) > 0, np.ptp(F, 0), 1.0)  # as normalise()
-        indicator = HV(ref_point=np.full(F.shape[1], 1.1))
         out = []
         for generation, event in sorted(self.generations.items()):
             members = [self.entries[i] for i in event.get("front", []) if i in self.entries]
-            out.append((generation, float(indicator((self.matrix(members) - low) / span))
-                        if members else 0.0))
+            out.append((generation, hypervolume(members, done, self.directions)))
         return out
 
     def lineage(self, ident: int) -> list[Entry]:
@@ -215,6 +238,50 @@ class RunView:
             order.append(self.entries[current])
             queue.extend(self.entries[current].parents)
         return order
+
+
+def hypervolume(front: list, every: list, directions: dict[str, str]) -> float:
+    """The hypervolume of ``front`` (records or entries: anything with ``objectives``), each
+    objective scaled to [0, 1] over ``every`` (as ``ranking.normalise``), reference point 1.1
+    in each; 0 for an empty front."""
+    if not front or not every:
+        return 0.0
+    F = minimisation_matrix(every, directions)
+    low, span = F.min(0), np.where(np.ptp(F, 0) > 0, np.ptp(F, 0), 1.0)
+    indicator = HV(ref_point=np.full(F.shape[1], 1.1))
+    return float(indicator((minimisation_matrix(front, directions) - low) / span))
+
+
+def _directions(path: Path, config: RunConfig, started: dict[str, Any] | None,
+                saved: checkpoint.Checkpoint | None, notes: list[str]) -> dict[str, str]:
+    """Each objective's key -> "min" or "max": as the run recorded them (the journal's started
+    line or a checkpoint, ``"directions"``), else from the built-in objectives. A user's own
+    objective is never imported to find out: a run that does not record it is refused."""
+    n = len(config.objectives)
+    for where, data in (("the journal's started line", started),
+                        ("the checkpoint", saved.state if saved is not None else None)):
+        recorded = (data or {}).get("directions")
+        if recorded is None:
+            continue
+        if (isinstance(recorded, dict) and len(recorded) == n
+                and all(isinstance(k, str) and v in ("min", "max") for k, v in recorded.items())):
+            return dict(recorded)
+        notes.append(f"the objectives' directions in {where} cannot be read; ignored")
+    from .config import plugins
+
+    users = plugins(config)
+    directions = {}
+    for i, item in enumerate(config.objectives):
+        if f"objectives[{i}].name" in users:
+            raise RunDirError(f"{path}: objectives[{i}]: {item.name!r} is a user's own objective "
+                              f"and the run does not record its direction; reading a run never "
+                              f"imports code it names")
+        try:
+            obj = objectives.get(item.name, **item.options())
+        except ValueError as exc:
+            raise RunDirError(f"{path / 'config.yaml'}: objectives[{i}]: {exc}") from None
+        directions[obj.key] = obj.direction
+    return directions
 
 
 def _entry(line: dict[str, Any], run: Path) -> Entry:

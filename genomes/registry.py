@@ -17,14 +17,16 @@ import json
 import math
 import re
 import reprlib
+import sys
 import types
 import typing
 from collections.abc import Callable
+from importlib import metadata
 from typing import Any
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-__all__ = ["MAX_ITEMS", "MAX_TEXT", "Registry", "build_with_options", "option_names",
+__all__ = ["MAX_ITEMS", "MAX_TEXT", "Registry", "build_with_options", "is_target", "option_names",
            "option_problem", "shown"]
 
 _NAMED = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
@@ -34,13 +36,24 @@ _SHOWN = 200  # how much of a value an error message echoes
 
 
 class Registry:
-    """Names mapped to ``"module:attribute"``; ``load(name)`` imports on first use."""
+    """Names mapped to ``"module:attribute"``; ``load(name)`` imports on first use.
 
-    def __init__(self, kind: str, entries: dict[str, str], *, error: type[Exception] = ValueError):
+    Besides the built-in names, a user's own thing is found two ways (Python's plugin habits,
+    as pytest and uvicorn use them): a name written as ``"package.module:Name"`` is imported
+    from wherever Python finds that module, and the Python entry points of ``group`` (e.g.
+    ``evonas.objectives``) add their names to ``names()``. Nothing is imported until ``load``.
+    """
+
+    def __init__(self, kind: str, entries: dict[str, str], *, error: type[Exception] = ValueError,
+                 group: str | None = None, returns: type | tuple[type, ...] | None = None):
         self.kind, self._entries, self._error = kind, dict(entries), error
+        self.group, self.returns = group, returns
+        self._builtin = frozenset(entries)  # the package's own; the rest is a user's code
+        self._found: tuple[tuple[str, ...], dict[str, str]] | None = None  # (sys.path, entries)
 
     def names(self) -> list[str]:
-        return list(self._entries)
+        """The built-in names, then the entry points' (without importing them)."""
+        return list(self._entries) + [n for n in self._entry_points() if n not in self._entries]
 
     def add(self, name: str, target: str) -> None:
         """Add ``name`` -> ``"module:attribute"`` (a plugin; imported on first use)."""
@@ -49,17 +62,87 @@ class Registry:
         self._entries[name] = target
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return isinstance(name, str) and (name in self._entries or is_target(name)
+                                          or name in self._entry_points())
+
+    def plugin(self, name: str) -> str | None:
+        """The ``"module:attribute"`` a user's name stands for (a ``module:Name`` written in a
+        config, an entry point, or an ``add``-ed name), or None for a built-in or unknown name;
+        imports nothing."""
+        if not isinstance(name, str) or name in self._builtin:
+            return None
+        if name in self._entries:
+            return self._entries[name]
+        return name if is_target(name) else self._entry_points().get(name)
+
+    def target(self, name: str) -> str:
+        """The ``"module:attribute"`` that ``name`` stands for; ``error`` for an unknown name."""
+        found = self._entries.get(name) if isinstance(name, str) else None
+        found = found or self.plugin(name)
+        if found is None:
+            raise self._error(f"unknown {self.kind} {shown(name)}; known: {self.names()}, or your "
+                              f"own as 'package.module:Name'")
+        return found
 
     def load(self, name: str) -> Any:
-        if name not in self._entries:
-            raise self._error(f"unknown {self.kind} {shown(name)}; known: {self.names()}")
-        module, attribute = self._entries[name].split(":")
-        return getattr(importlib.import_module(module), attribute)
+        """The class or function ``name`` stands for, imported now. A user's module that
+        cannot be imported, or lacks the attribute, is an ``error`` naming the target."""
+        target = self.target(name)
+        module, _, attribute = target.partition(":")
+        if name in self._builtin:
+            found: Any = importlib.import_module(module)
+        else:
+            try:
+                found = importlib.import_module(module)
+            except Exception as exc:  # noqa: BLE001 - a user's module may raise anything
+                missing = isinstance(exc, ModuleNotFoundError) and exc.name == module.split(".")[0]
+                hint = (" (is it installed, or in the current directory?)" if missing else "")
+                raise self._error(f"{self.kind} {shown(name)}: cannot import module {module!r}: "
+                                  f"{type(exc).__name__}: {str(exc)[:_SHOWN]}{hint}") from None
+        for part in attribute.split("."):
+            if not hasattr(found, part):
+                raise self._error(f"{self.kind} {shown(name)}: module {module!r} has no "
+                                  f"attribute {attribute!r}")
+            found = getattr(found, part)
+        if not callable(found):
+            raise self._error(f"{self.kind} {shown(name)}: {target!r} is a "
+                              f"{type(found).__name__}, not a class or function")
+        return found
 
     def build(self, name: str, /, **options: Any) -> Any:
-        """Load ``name`` and call it with ``options``, naming any unknown or missing option."""
-        return build_with_options(self.kind, name, self.load(name), options, error=self._error)
+        """Load ``name`` and call it with ``options``, naming any unknown or missing option;
+        a user's factory that gives something else than ``returns`` is an ``error``."""
+        made = build_with_options(self.kind, name, self.load(name), options, error=self._error)
+        if self.returns is not None and not isinstance(made, self.returns):
+            wanted = " or ".join(_a(t.__name__) for t in (self.returns if isinstance(self.returns, tuple)
+                                                          else (self.returns,)))
+            raise self._error(f"{self.kind} {shown(name)} gave {_a(type(made).__name__)}, not "
+                              f"{wanted}")
+        return made
+
+    def _entry_points(self) -> dict[str, str]:
+        """name -> "module:attribute" of the installed entry points of ``group`` (read again
+        when ``sys.path`` changes)."""
+        if self.group is None:
+            return {}
+        key = tuple(sys.path)
+        if self._found is None or self._found[0] != key:
+            found = {ep.name: ep.value for ep in metadata.entry_points(group=self.group)
+                     if is_target(ep.value)}
+            self._found = (key, found)
+        return self._found[1]
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
+_TARGET = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
+def is_target(name: object) -> bool:
+    """Whether ``name`` is written as ``"package.module:Name"`` (a user's own thing)."""
+    return isinstance(name, str) and len(name) <= 500 and _TARGET.fullmatch(name) is not None
 
 
 def option_names(factory: Callable) -> list[str]:

@@ -82,23 +82,25 @@ _REGISTRY = Registry("objective", {
     "test_accuracy": "objectives.trained:TestAccuracy",
     "train_time": "objectives.trained:TrainTime",
     "tabular": "objectives.tabular:Tabular",
-})
+}, group="evonas.objectives", returns=Objective)
 
 
 def names(*, selectable: bool | None = None) -> list[str]:
     """Registered objective names (only the selectable ones with ``selectable=True``)."""
     every = _REGISTRY.names()
     return every if selectable is None else [
-        n for n in every if _REGISTRY.load(n).selectable == selectable]
+        n for n in every if getattr(_REGISTRY.load(n), "selectable", True) == selectable]
 
 
 def get(name: str, /, **options: Any) -> Objective:
-    """Build the objective ``name`` with its options; ``ValueError`` names a bad option."""
+    """Build the objective ``name`` (built-in, ``"package.module:Class"`` or an entry point of
+    group ``evonas.objectives``) with its options; ``ValueError`` names a bad option."""
     return _REGISTRY.build(name, **options)
 
 
 def require_selectable(name: str) -> None:
-    """Refuse report-only measures (test accuracy) where an objective for selection is asked."""
-    if not _REGISTRY.load(name).selectable:
+    """Refuse report-only measures (test accuracy) where an objective for selection is asked
+    (a user's factory function is checked on what it builds)."""
+    if not getattr(_REGISTRY.load(name), "selectable", True):
         raise ValueError(f"{name!r} is reported only and can never be an objective: selecting on "
                          f"it would leak the test set; use val_accuracy or val_error")

@@ -23,7 +23,7 @@ _OTHERS = Registry("operator", {
     "bayesian": "operators.bayesian:Bayesian",
     "rl": "operators.rl:Reinforce",
     "gradient": "operators.gradient:Gradient",
-})
+}, group="evonas.operators", returns=Proposer)
 
 
 def register(name: str, target: str) -> None:
@@ -51,10 +51,12 @@ def applicable(space, *, trains: bool = True) -> list[str]:
 
 
 def get(name: str, /, **options) -> Operator:
-    """The operator ``name`` built with ``options`` (a config's ``search.operators`` entry);
+    """The operator ``name`` built with ``options`` (a config's ``search.operators`` entry; a
+    user's own is ``"package.module:Class"`` or an entry point of group ``evonas.operators``);
     ``ValueError`` names an unknown operator or option."""
     if name in morphisms.names():
         return morphisms.get(name, **options)
     if name not in _OTHERS:
-        raise ValueError(f"unknown operator {name!r}; known: {names()}")
+        raise ValueError(f"unknown operator {name!r}; known: {names()}, or your own as "
+                         f"'package.module:Class'")
     return _OTHERS.build(name, **options)

@@ -24,7 +24,7 @@ __all__ = ["RESUMABLE", "Reopened", "reopen"]
 # Keys a resumed run may change: how long it goes on, how many checkpoints it keeps, where it runs
 # (not threads_per_worker: CPU results depend on the thread count).
 RESUMABLE = ("search.generations", "search.max_evaluations", "search.max_seconds",
-             "search.max_epochs", "checkpoints.", "dispatch.devices",
+             "search.max_epochs", "checkpoints.", "logging.", "dispatch.devices",
              "dispatch.workers_per_device", "dispatch.backend", "dispatch.scheduler")
 
 

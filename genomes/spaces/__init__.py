@@ -1,6 +1,8 @@
 """Search spaces by name: ``get("chain", input_shape=(1, 8, 8), num_outputs=10, **options)``.
 
 The registry maps a name to ``module:Class``; a space's module is imported only when asked for.
+A user's own space is named ``"package.module:Class"`` or registered as an entry point of group
+``evonas.spaces`` (``genomes.registry.Registry``).
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ _REGISTRY = Registry("search space", {
     "multibranch": "genomes.spaces.multibranch:MultiBranchSpace",
     "cell": "genomes.spaces.cell:CellSpace",
     "nb201": "genomes.spaces.nb201:NB201Space",
-})
+}, group="evonas.spaces", returns=SearchSpace)
 
 
 def names() -> list[str]:
-    """Names of the registered search spaces."""
+    """Names of the registered search spaces (built-in, then entry points)."""
     return _REGISTRY.names()
 
 

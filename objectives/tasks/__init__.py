@@ -1,6 +1,8 @@
 """Tasks by name: ``get("digits", seed=0)``, ``get("npz", path=...)``, ``get("synthetic")``,
 ``get("torchvision", dataset="cifar10", root=...)``, ``get("waveforms")`` (generated 1-D
-signals: ordered pairs of motifs among distractors). Each returns a checked ``Task``.
+signals: ordered pairs of motifs among distractors). Each returns a checked ``Task``. A user's own
+task is named ``"package.module:function"`` or registered in the entry point group
+``evonas.tasks``.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ _REGISTRY = Registry("task", {
     "synthetic": "objectives.tasks.synthetic:synthetic",
     "torchvision": "objectives.tasks.vision:torchvision_task",
     "waveforms": "objectives.tasks.waveforms:waveforms",
-}, error=DataError)
+}, error=DataError, group="evonas.tasks", returns=Task)
 
 
 def names() -> list[str]:
+    """Names of the registered tasks (built-in, then entry points)."""
     return _REGISTRY.names()
 
 

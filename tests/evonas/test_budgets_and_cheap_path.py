@@ -102,6 +102,6 @@ def test_lemonade_keeps_to_max_evaluations_when_candidates_fail_screening(tmp_pa
                   "objectives": [{"name": "tabular", "path": str(table), "value_column": "acc"},
                                  {"name": "tabular", "path": str(table), "value_column": "size",
                                   "direction": "min"}]}
-        result = evonas.run(config)
+        result = evonas.run(config, run_dir=None)
         assert len(result.individuals) == cap, cap
         assert any(i.record.state.value == "failed" for i in result.individuals)

@@ -85,7 +85,7 @@ def test_runs_are_reproducible_for_a_seed(tmp_path):
 
 
 def test_max_evaluations_caps_the_run():
-    result = evonas.run(tiny(max_evaluations=6, generations=10))
+    result = evonas.run(tiny(max_evaluations=6, generations=10), run_dir=None)
     assert sum(i.record is not None for i in result.individuals) == 6
 
 
@@ -147,7 +147,7 @@ def test_tabular_only_runs_need_no_training(tmp_path):
               "objectives": [{"name": "tabular", "path": str(table), "value_column": "acc"},
                              {"name": "tabular", "path": str(table), "value_column": "size",
                               "direction": "min"}]}
-    result = evonas.run(config)
+    result = evonas.run(config, run_dir=None)
     assert len(result.individuals) == 40 and all(i.record.epochs == 0 for i in result.individuals)
     assert result.front
 
