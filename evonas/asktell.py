@@ -30,6 +30,7 @@ from .config import RunConfig, load, parse
 from .evaluation.halving import SuccessiveHalving
 from .evaluation.screening import screen
 from .individual import Individual
+from . import __version__
 from .progress import Progress
 from .runview import hypervolume
 from .tensorboard import Scalars
@@ -127,6 +128,7 @@ class Search:
             rundir.append({"event": "started", "config": config.to_dict(),
                            "preprocessing": pre.to_dict() if pre is not None else None,
                            "hash_scheme": HASH_SCHEME, "directions": dict(resolved.directions),
+                           "evonas": __version__,
                            "time": now()})
         self._open(resolved, rundir, lock, progress)
 

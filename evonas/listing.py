@@ -13,7 +13,10 @@ import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .runview import RunView
 
 __all__ = ["RunSummary", "find_runs", "is_running", "list_runs", "summarise"]
 
@@ -107,15 +110,23 @@ def summarise(run: str | Path) -> RunSummary:
     from .runview import RunView
 
     run = Path(run)
-    summary = RunSummary(path=str(run), name=run.name, status="stopped", updated=_updated(run))
     running = is_running(run)
     try:
         view = RunView.load(run)
     except (RunDirError, OSError, ValueError, KeyError, TypeError) as exc:
-        summary.status, summary.reason = "damaged", _short(exc)
+        summary = RunSummary(path=str(run), name=run.name, status="damaged", reason=_short(exc),
+                             updated=_updated(run))
         if running:
             summary.reason += " (a driver holds its lock)"
         return summary
+    return summarise_view(view, running=running)
+
+
+def summarise_view(view: RunView, *, running: bool | None = None) -> RunSummary:
+    """The summary of a run already read (``running``: probed here when not given)."""
+    run = view.path
+    summary = RunSummary(path=str(run), name=run.name, status="stopped", updated=_updated(run))
+    running = is_running(run) if running is None else running
     summary.name = view.config.name if run.name in ("", ".") else run.name
     summary.directions = dict(view.directions)
     summary.evaluations = len(view.entries)

@@ -84,6 +84,8 @@ class RunView:
     operators: dict[str, dict[str, Any]] = field(default_factory=dict)
     # generation -> each operator's weight in the mix drawn after it, where the weights adapt
     weights: dict[int, dict[str, float]] = field(default_factory=dict)
+    # the journal's "started" line (time, evonas version, config), None where it was lost
+    started: dict[str, Any] | None = None
 
     def weights_of(self, operator: str) -> list[tuple[int, float]]:
         """(generation, weight) of one operator over the run; empty where the weights are fixed."""
@@ -164,7 +166,7 @@ class RunView:
             _merge_checkpoint(entries, saved, path)
         pre = _preprocessing(started, saved)
         return cls(path, config, directions, entries, generations, skipped, notes, pre,
-                   operators=accounting, weights=weights)
+                   operators=accounting, weights=weights, started=started)
 
     # ------------------------------------------------------------------ queries
     def to_dataframe(self):

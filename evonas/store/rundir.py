@@ -22,7 +22,8 @@ import yaml
 from evonas.store import journal
 from evonas.store.states import write_atomic
 
-__all__ = ["OutputError", "RunDir", "RunDirError", "check_output", "foreign", "inside", "leftovers"]
+__all__ = ["REPORT", "OutputError", "RunDir", "RunDirError", "check_output", "foreign", "inside",
+           "leftovers"]
 
 # what evonas writes in a run directory, as paths relative to it
 _TOP = {"config.yaml", "journal.jsonl", journal.DAMAGED, "front.csv", "operators.json", "LATEST",
@@ -32,6 +33,9 @@ _STATE = r"[0-9]+-e[0-9]+\.safetensors"
 _TMP_TOP = rf"\.{_NAMES}\.[0-9]+\.tmp"  # write_atomic's temporary names: .<name>.<pid>.tmp
 _TMP_WEIGHTS = rf"\.{_STATE}\.[0-9]+\.tmp"
 _CHECKPOINT = r"(?:gen-[0-9]{6}|\.gen-[0-9]{6}\.[0-9]+\.tmp)"  # a checkpoint, or one being written
+# folders of files derived from the run (DESIGN.md): rebuilt at will, deleted by ``run --force``
+_DERIVED = r"(?:report|tensorboard)"
+REPORT = "report"  # where ``evonas report`` writes a run's own report (and plots may go)
 _OURS = re.compile(
     rf"^(?:{_TMP_TOP}"
     rf"|weights|weights/{_STATE}|weights/{_TMP_WEIGHTS}"
@@ -39,6 +43,7 @@ _OURS = re.compile(
     rf"|checkpoints/{_CHECKPOINT}/(?:manifest|population|state)\.json"
     rf"|checkpoints/{_CHECKPOINT}/operators\.safetensors"
     rf"|individuals|individuals/gen-[0-9]{{6}}\.json|individuals/\.gen-[0-9]{{6}}\.json\.[0-9]+\.tmp"
+    rf"|{_DERIVED}|{_DERIVED}/[^/]+"  # the report and TensorBoard's files: any file, no folders
     rf"|checkpoints/{_CHECKPOINT}/(?:weights|weights/[0-9]+\.safetensors"
     rf"|weights/\.[0-9]+\.safetensors\.[0-9]+\.tmp))$")
 
@@ -81,11 +86,18 @@ class OutputError(Exception):
     """A file the user asked for (an export, a plot) may not or cannot be written there."""
 
 
-def check_output(run: Path, path: Path, *, force: bool = False) -> None:
+def check_output(run: Path, path: Path, *, force: bool = False, report: bool = False) -> None:
     """Refuse to write ``path`` inside the run directory (through links too), over an existing
-    file without ``force``, over a folder, or where it cannot be written, saying why."""
+    file without ``force``, over a folder, or where it cannot be written, saying why.
+    ``report``: a file directly in the run's ``report/`` folder is allowed (the run's derived
+    files; never through a link, which evonas never makes)."""
     root, where = Path(run).resolve(), Path(path).resolve()
-    if where == root or root in where.parents:
+    folder = Path(run) / REPORT
+    if folder.is_symlink() and where.parent == folder.resolve():
+        raise OutputError(f"{folder} is a symbolic link; evonas never makes one and will not "
+                          f"write through it")
+    in_report = report and where.parent == root / REPORT
+    if (where == root or root in where.parents) and not in_report:
         raise OutputError(f"refusing to write {path} inside the run directory {run}: it would "
                           f"change the run; write it somewhere else")
     if where.is_dir():
@@ -128,7 +140,7 @@ class RunDir:
     def check_links(self) -> None:
         """Refuse a run whose own folders or files are symbolic links (evonas never makes one):
         writing through them would write outside the run directory."""
-        for name in ("weights", "checkpoints", "individuals", *sorted(_TOP)):
+        for name in ("weights", "checkpoints", "individuals", REPORT, "tensorboard", *sorted(_TOP)):
             if (self.path / name).is_symlink():
                 raise RunDirError(f"{self.path / name} is a symbolic link; evonas never makes one "
                                   f"and will not write through it (it may lead outside the run)")
@@ -173,7 +185,8 @@ class RunDir:
                 (self.path / name).unlink(missing_ok=True)
             for leftover in leftovers(self.path):
                 leftover.unlink(missing_ok=True)
-            for name in ("weights", "checkpoints", "individuals"):  # only evonas's files (checked)
+            for name in ("weights", "checkpoints", "individuals", REPORT, "tensorboard"):  # only
+                # evonas's files (checked)
                 shutil.rmtree(self.path / name, ignore_errors=True)
             self.weights.mkdir()
             self._replace("config.yaml", yaml.safe_dump(config, sort_keys=False))
