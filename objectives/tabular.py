@@ -2,6 +2,7 @@
 
 The key comes from the genome: ``lookup: nb201`` gives the NAS-Bench-201 arch string,
 ``lookup: hash`` its canonical hash. With a CSV of NB201 results, strategies compare in seconds.
+``source`` is free text saying where the table comes from; a missing file's message shows it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from genomes import spaces
 from genomes.registry import shown
 
 from .base import Context, Objective, ObjectiveError
+from .tasks.npz import how_to_get
 
 __all__ = ["Tabular"]
 
@@ -28,13 +30,13 @@ class Tabular(Objective):
     name, cost, preview = "tabular", "cheap", False
 
     def __init__(self, *, path: str, value_column: str, key_column: str = "arch",
-                 direction: str = "max", lookup: str = "nb201"):
+                 direction: str = "max", lookup: str = "nb201", source: str | None = None):
         if direction not in ("min", "max"):
             raise ValueError(f"option 'direction' must be 'min' or 'max', got {shown(direction)}")
         if lookup not in LOOKUPS:
             raise ValueError(f"option 'lookup' must be one of {list(LOOKUPS)}, got {shown(lookup)}")
         self.path, self.value_column, self.key_column = path, value_column, key_column
-        self.direction, self.lookup = direction, lookup
+        self.direction, self.lookup, self.source = direction, lookup, source
         self._table: dict[str, float] | None = None
 
     @property
@@ -48,7 +50,8 @@ class Tabular(Objective):
     def table(self) -> dict[str, float]:
         """The key -> value table, read once; ``ValueError`` names a missing file or column."""
         if self._table is None:
-            self._table = _read(Path(self.path).expanduser(), self.key_column, self.value_column)
+            self._table = _read(Path(self.path).expanduser(), self.key_column, self.value_column,
+                                self.source)
         return self._table
 
     def genome_key(self, ctx: Context) -> str:
@@ -74,9 +77,10 @@ def _nb201(input_shape: tuple[int, ...], num_outputs: int):
     return spaces.get("nb201", input_shape=input_shape, num_outputs=num_outputs)
 
 
-def _read(path: Path, key_column: str, value_column: str) -> dict[str, float]:
+def _read(path: Path, key_column: str, value_column: str,
+          source: str | None = None) -> dict[str, float]:
     if not path.is_file():
-        raise ValueError(f"tabular file {str(path)!r} does not exist")
+        raise ValueError(f"tabular file {str(path)!r} does not exist{how_to_get(source)}")
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
         columns = reader.fieldnames or []

@@ -37,7 +37,8 @@ def main() -> None:
     x_test, y_test = make(300, rng)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, x=x, y=y, x_test=x_test, y_test=y_test)
-    print(f"wrote {args.out}: x {x.shape}, x_test {x_test.shape}")
+    print(f"wrote {args.out}: x {x.shape}, x_test {x_test.shape}; now: evonas run "
+          f"runs/signals_npz.yaml")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """``npz``: a user's NumPy archive with ``x``, ``y`` and optional ``x_val``/``y_val`` and
 ``x_test``/``y_test``. ``x`` of shape ``(N, L)`` is a 1-channel signal, ``(N, C, L)`` a C-channel
 signal, ``(N, C, H, W)`` an image; ``layout`` (e.g. ``NHWC``, ``NLC``) overrides the guess.
+``source`` is free text saying how to get the file (``run python runs/make_signals.py``); a
+missing file's ``DataError`` shows it.
 
 An archive is untrusted input: it can hold arrays, never code (no pickle), and nothing is
 allocated from a header before it is checked. Each member's ``.npy`` header is read first; a
@@ -22,7 +24,7 @@ from genomes.registry import shown
 
 from .base import DataError, Task, prepare
 
-__all__ = ["MAX_BYTES", "npz"]
+__all__ = ["MAX_BYTES", "how_to_get", "npz"]
 
 KEYS = ("x", "y", "x_val", "y_val", "x_test", "y_test")
 _GIB = 2**30
@@ -41,14 +43,24 @@ MAX_BYTES = _memory_cap()  # the archive's values, counted as float64
 
 
 def npz(*, path: str, seed: int = 0, val_fraction: float = 0.2, fraction: float = 1.0,
-        layout: str = "auto", standardize: bool = True, num_classes: int | None = None) -> Task:
+        layout: str = "auto", standardize: bool = True, num_classes: int | None = None,
+        source: str | None = None) -> Task:
     file = Path(path).expanduser()
     if not file.is_file():
-        raise DataError(f"npz file {str(file)!r} does not exist")
+        raise DataError(f"npz file {str(file)!r} does not exist{how_to_get(source)}")
     arrays = _read(file)
     return prepare("npz", **arrays, seed=seed, val_fraction=val_fraction, fraction=fraction,
                    layout=layout, standardize=standardize, num_classes=num_classes,
                    source=repr(str(file)))
+
+
+def how_to_get(source: str | None, limit: int = 200) -> str:
+    """``"; to get it: <source>"`` for a missing file's message (cut to ``limit`` characters,
+    as every echoed value is), or "" without a ``source``."""
+    if not source:
+        return ""
+    text = " ".join(str(source).split())
+    return "; to get it: " + (text if len(text) <= limit else text[:limit - 1] + "…")
 
 
 def _read(file: Path) -> dict[str, np.ndarray]:
