@@ -42,10 +42,13 @@ def duration(seconds: float) -> str:
 
 
 def _notebook() -> bool:
-    """Whether output goes to a Jupyter notebook (rich draws its live display there)."""
+    """Whether output goes to a Jupyter notebook where rich can draw its live display (it needs
+    ipywidgets there; without it a notebook gets the plain lines and heartbeat)."""
+    import importlib.util
+
     from rich.console import Console
 
-    return Console().is_jupyter
+    return Console().is_jupyter and importlib.util.find_spec("ipywidgets") is not None
 
 
 class Progress:

@@ -185,10 +185,11 @@ class RunView:
         for e in sorted(self.entries.values(), key=lambda e: e.id):
             rows.append({"id": e.id, "generation": e.generation, "operator": e.operator,
                          "parents": list(e.parents), "status": e.status, "reason": e.reason,
-                         "params": e.params, "epochs": e.epochs, "seconds": e.seconds,
+                         "epochs": e.epochs, "seconds": e.seconds,
                          "in_front": e.id in front, "genome_hash": e.genome_hash,
                          **{k: e.objectives.get(k, float("nan")) for k in self.directions},
-                         **{k: e.reported.get(k, float("nan")) for k in reported}})
+                         **{k: e.reported.get(k, float("nan")) for k in reported},
+                         "params": e.params})  # a count (the objective holds it as a float)
         named = [*self.directions, *reported]  # an objective "params" is the params column
         columns = [*COLUMNS[:6], *named, *(c for c in COLUMNS[6:] if c not in named)]
         return pd.DataFrame(rows, columns=columns)

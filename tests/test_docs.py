@@ -53,14 +53,14 @@ def test_blocks_are_found():
     assert [name for _, _, name, _ in found if name] == ["tut.yaml"]
 
 
-def test_tutorial_runs(tmp_path):
-    """Each block of docs/tutorial.md, in order, in one empty folder."""
+def run_page(page: str, folder: Path) -> list[int]:
+    """Run each block of ``docs/<page>``, in order, in ``folder``; the lines of those that ran."""
     ran = []
-    for line, lang, name, code in blocks((DOCS / "tutorial.md").read_text()):
-        where = f"docs/tutorial.md line {line}"
+    for line, lang, name, code in blocks((DOCS / page).read_text()):
+        where = f"docs/{page} line {line}"
         if name:
-            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-            (tmp_path / name).write_text(code)
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(code)
             if name.endswith((".yaml", ".yml")):
                 yaml.safe_load(code)
             continue
@@ -73,17 +73,28 @@ def test_tutorial_runs(tmp_path):
             command = [sys.executable, "-c", code]
         else:
             continue
-        done = subprocess.run(command, cwd=tmp_path, env=env(), capture_output=True, text=True,
+        done = subprocess.run(command, cwd=folder, env=env(), capture_output=True, text=True,
                               timeout=HANG, stdin=subprocess.DEVNULL)
         assert done.returncode == 0, (
             f"the {lang} block at {where} failed (exit {done.returncode}):\n{code}\n"
             f"--- stdout (end)\n{done.stdout[-3000:]}\n--- stderr (end)\n{done.stderr[-3000:]}")
         ran.append(line)
+    return ran
+
+
+def test_tutorial_runs(tmp_path):
+    """Each block of docs/tutorial.md, in order, in one empty folder."""
+    ran = run_page("tutorial.md", tmp_path)
     assert len(ran) >= 10
     # what the tutorial says it made
     for made in ("front.json", "front.png", "net.svg", "net.onnx", "compare.html",
                  "runs/out/tut/report/index.html", "runs/out/tut-py/journal.jsonl"):
         assert (tmp_path / made).is_file(), f"the tutorial should have written {made}"
+
+
+def test_extending_guide_runs(tmp_path):
+    """Each block of docs/extending.md (your own objective, task, space, operator), in order."""
+    assert len(run_page("extending.md", tmp_path)) >= 3
 
 
 def _generator():

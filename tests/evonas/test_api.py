@@ -10,6 +10,7 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -74,6 +75,7 @@ def test_to_dataframe_has_a_row_per_individual_with_the_front_flagged(trained):
             want["generation"], want["operator"], want["genome_hash"])
         assert row.val_error == want["objectives"]["val_error"]
         assert row.params == want["params"] == want["objectives"]["params"]
+        assert isinstance(row.params, (int, np.integer))  # a count, not 33084.0
         assert row.test_accuracy == want["test_accuracy"] and row.epochs == want["epochs"]
     assert all(set(p) <= set(df["id"]) for p in df["parents"])  # individuals of the run
     assert (df.loc[df["generation"] > 0, "parents"].map(len) > 0).any()
