@@ -262,3 +262,22 @@ def test_a_two_run_comparison_in_chromium(runs, browser, tmp_path):
     assert page.locator("section.run").count() == 2
     assert errors == [] and requests == []
     page.close()
+
+
+def test_three_objectives_get_a_panel_per_pair_each_with_the_whole_front(browser, tmp_path):
+    run = tmp_path / "three"
+    result = CliRunner().invoke(main, [
+        "run", "--run-dir", str(run), "--quiet", *QUICK, "--set", "search.generations=1",
+        "--set", "objectives=[{name: val_error}, {name: params}, {name: flops}]"])
+    assert result.exit_code == 0, result.output
+    front = RunView.load(run).front()
+    page, errors, requests = open_report(browser, write_report([run]))
+    uids = page.evaluate("document.getElementById('fig-front').data.map(t => t.uid)")
+    panels = sorted(u for u in uids if u.startswith("front-0-"))
+    assert panels == ["front-0-0", "front-0-1", "front-0-2"]  # (val_error, params), (.., flops), (params, flops)
+    traces = page.locator("#fig-front .scatterlayer .trace")
+    for uid in panels:
+        drawn = traces.nth(uids.index(uid)).locator("path.point").count()
+        assert drawn == len(front), uid
+    assert errors == [] and requests == []
+    page.close()
