@@ -371,7 +371,9 @@ def _budget_columns(progress: Progress) -> list:
 
     class Spent(ProgressColumn):
         def render(self, task):
-            return Text(progress.describe(), style="progress.download")
+            # one line whatever the terminal's width: cut with an ellipsis, never wrapped
+            return Text(progress.describe(), style="progress.download", no_wrap=True,
+                        overflow="ellipsis")
 
     class Left(ProgressColumn):
         def render(self, task):
@@ -382,5 +384,5 @@ def _budget_columns(progress: Progress) -> list:
             hours, minutes = divmod(minutes, 60)
             return Text(f"{hours}:{minutes:02d}:{seconds:02d}", style="progress.remaining")
 
-    return [TextColumn("{task.description}"), Share(), Spent(), TimeElapsedColumn(),
+    return [TextColumn("{task.description}"), Share(bar_width=20), Spent(), TimeElapsedColumn(),
             TextColumn("left"), Left()]
