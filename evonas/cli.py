@@ -571,18 +571,20 @@ def runs_command(folder: str, fmt: str) -> None:
     table = Table(title=f"runs under {folder}")
     for col in ("run", "status", "gen", "evals", "best", "hv", "updated"):
         table.add_column(col, justify="right" if col in ("gen", "evals", "hv") else "left",
-                         overflow="fold", no_wrap=col in ("status", "gen", "evals", "hv"))
+                         overflow="fold", no_wrap=col != "best")
     reasons = []
     for s in summaries:
         where = os.path.relpath(s.path, folder)
         name = _capped(s.path if where == "." else where, 200)
         gen = "-" if s.generations is None else f"{s.generations}/{s.planned}"
-        best = ", ".join(f"{k} {_number(v)}" for k, v in s.best.items())
+        best = "\n".join(f"{k} {_number(v)}" for k, v in s.best.items())  # one per line
         table.add_row(name, s.status, gen, str(s.evaluations), best or "-",
                       "-" if s.hypervolume is None else f"{s.hypervolume:.4f}", s.updated or "-")
         if s.reason:
             reasons.append(f"{name}: {_capped(s.reason, 500)}")
     console = Console()
+    if not console.is_terminal:  # piped: as wide as the table needs, not 80 columns
+        console = Console(width=max(console.width, 200))  # a table takes only what it needs
     console.print(table)
     for line in reasons:  # below the table, where a long reason can be read whole
         console.print(line, highlight=False, soft_wrap=True)
