@@ -206,7 +206,8 @@ def _node_label(genome: Genome, node: str, shape: tuple[int, ...] | None, merge:
         rows.append(f"<font point-size=\"9\" color=\"{_MERGE}\"><b>{symbol}"
                     f"{_esc(merge or 'no merge set')} of {fan_in}</b></font>")
     settings = _settings(genome, node)
-    rows.append(f"<b>{_esc(genome.op(node))}</b>" + (f" {_esc(settings)}" if settings else ""))
+    # a no-break space: SVG text drops a plain one between the bold op and its settings
+    rows.append(f"<b>{_esc(genome.op(node))}</b>" + (f"&#160;{_esc(settings)}" if settings else ""))
     out = "\u00d7".join(map(str, shape)) if shape else "?"
     rows.append(f"<font point-size=\"8\" color=\"#555555\">{_esc(node)} \u2192 {out}</font>")
     return "<br/>".join(rows)
