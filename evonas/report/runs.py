@@ -8,11 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-from pymoo.indicators.hv import HV
 
 from evonas.listing import summarise_view
-from evonas.runview import Entry, RunView
+from evonas.runview import Entry, RunView, hypervolume
 from evonas.store.rundir import OutputError
 
 __all__ = ["COLOURS", "Curve", "Run", "hypervolume_curves", "load_runs", "metadata"]
@@ -84,12 +82,10 @@ def hypervolume_curves(runs: Sequence[Run]) -> list[Curve]:
     """Each run's hypervolume per generation, objectives scaled to [0, 1] over every complete
     individual of every run in the report, reference point 1.1 in each (as
     ``RunView.hypervolumes`` does for one run)."""
-    matrices = [run.view.matrix(run.view.complete) for run in runs if run.view.complete]
-    if not matrices:
+    every = [e for run in runs for e in run.view.complete]  # one scale over all the runs
+    if not every:
         return [Curve([], [], [], []) for _ in runs]
-    F = np.vstack(matrices)
-    low, span = F.min(0), np.where(np.ptp(F, 0) > 0, np.ptp(F, 0), 1.0)
-    indicator = HV(ref_point=np.full(F.shape[1], 1.1))
+    directions = runs[0].view.directions
     curves = []
     for run in runs:
         view = run.view
@@ -98,7 +94,7 @@ def hypervolume_curves(runs: Sequence[Run]) -> list[Curve]:
         for generation, event in sorted(view.generations.items()):
             members = [view.entries[i] for i in event.get("front", [])
                        if i in view.entries and view.entries[i].status == "complete"]
-            value = float(indicator((view.matrix(members) - low) / span)) if members else 0.0
+            value = hypervolume(members, every, directions)
             elapsed = event.get("elapsed")
             curve.generations.append(generation)
             curve.hypervolume.append(value)

@@ -210,7 +210,7 @@ def hover_and_click(page, point, same: set[int], prefix: str) -> str:
     wait_until(page,  # at the top of the window, or as near as the page's end lets it
                f"(top => Math.abs(top) < 40 || top > 0 && top < innerHeight / 2 && scrollY + innerHeight >= "
                f"document.documentElement.scrollHeight - 2)"
-               f"(document.getElementById('{anchor}').getBoundingClientRect().top)", timeout=5)
+               f"(document.getElementById('{anchor}').getBoundingClientRect().top)")
     assert page.evaluate("window.scrollY") > 300
     return label
 
