@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -128,7 +129,7 @@ class Search:
             rundir.append({"event": "started", "config": config.to_dict(),
                            "preprocessing": pre.to_dict() if pre is not None else None,
                            "hash_scheme": HASH_SCHEME, "directions": dict(resolved.directions),
-                           "evonas": __version__,
+                           "evonas": __version__, "cwd": os.getcwd(),
                            "time": now()})
         self._open(resolved, rundir, lock, progress)
 

@@ -112,6 +112,28 @@ def _importable_here() -> None:
         sys.path.insert(0, os.getcwd())
 
 
+def _at_start_dir(run_dir: str) -> str:
+    """Move to the directory the run was started from, when it is recorded, still there and
+    not the current one, and return ``run_dir`` made absolute: relative paths in the run's
+    config (a data file, a ``module:Name`` of one's own) were written against that directory,
+    so a resume from elsewhere finds what the run found."""
+    import os
+    from pathlib import Path
+
+    from evonas.store import journal
+
+    line = journal.started(Path(run_dir) / "journal.jsonl")
+    where = line.get("cwd") if line else None
+    if not isinstance(where, str) or not os.path.isdir(where) \
+            or os.path.realpath(where) == os.path.realpath(os.getcwd()):
+        return run_dir
+    run_dir = os.path.abspath(run_dir)
+    os.chdir(where)
+    click.echo(f"note: relative paths in the run's config resolve against {where}, where it "
+               f"started", err=True)
+    return run_dir
+
+
 def _config_or_exit(path: str | None, overrides: tuple[str, ...]):
     from .config import ConfigError, load
     from .resolve import resolve
@@ -166,6 +188,7 @@ def run_command(config: str | None, run_dir: str | None, overrides: tuple[str, .
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def resume_command(run_dir: str, generations: int | None, quiet: bool) -> None:
     """Continue a run from its newest good checkpoint, taking finished work from the journal."""
+    run_dir = _at_start_dir(run_dir)
     _importable_here()
     from .engine import resume
     from .progress import Progress
@@ -651,7 +674,8 @@ def _planned(cfg, resolved) -> str:
     if search.max_epochs is not None and expensive and planned.epochs == search.max_epochs:
         words += f"; search.max_epochs ({search.max_epochs:,}) binds"
     if search.max_seconds is not None:
-        words += f"; stops after {search.max_seconds:g} s at the latest"
+        words += (f"; stops at the first generation end past {search.max_seconds:g} s "
+                  f"(the generation running then finishes)")
     return words
 
 

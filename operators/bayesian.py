@@ -12,7 +12,9 @@ Several objectives: only the expensive ones are modelled. The cheap exact ones (
 FLOPs, a latency table: ``Request.previewed``) are measured for every candidate through
 ``Request.preview``, as screening will measure them. Candidates are ranked by the hypervolume
 they add to the observed front (``multi="hvi"``; pymoo's ``HV``, objectives normalised by the
-front's ideal and nadir, reference point 1.1), each proposal treating the earlier proposals'
+front's ideal and nadir, reference point 1.1; along an exact objective, 0.1 beyond the worst
+candidate, so that a candidate past the front's end, such as a bigger network that is better
+still, can add to it), each proposal treating the earlier proposals'
 picks as observed so that a batch spreads along the front; those that add nothing follow, in
 the order of a random ParEGO scalarisation (Knowles 2006), which ``multi="parego"`` uses alone.
 Every point of the observed front is a centre whose neighbourhood is searched.
@@ -373,7 +375,7 @@ class Bayesian(Proposer):
             measured = exact()
             bad = np.isnan(measured).any(1)  # failed: scored as a placeholder, then ruled out
             mean[:, pi] = np.where(bad[:, None], 0.0, measured)
-        scores = self._scores(mean, spread, F, request.n, rng)
+        scores = self._scores(mean, spread, F, request.n, rng, exact=pi)
         scores[:, bad] = np.inf
         return scores
 
@@ -413,7 +415,7 @@ class Bayesian(Proposer):
         return model.fit(X, (F - mu) / sd, gen), mu, sd
 
     def _scores(self, mean: np.ndarray, spread: np.ndarray, F: np.ndarray, n: int,
-                rng: np.random.Generator) -> np.ndarray:
+                rng: np.random.Generator, exact: Sequence[int] = ()) -> np.ndarray:
         """One row of acquisition values per proposal (lower is better) from the candidates'
         predicted ``mean`` and ``spread`` (zero for previewed keys) in minimisation units.
 
@@ -422,14 +424,26 @@ class Bayesian(Proposer):
         observed front (reference point ``REF`` in objectives
         normalised by the front's own ideal and nadir points, as the benchmarks measure it), and
         for the candidates that add nothing, after all that do, a random ParEGO
-        scalarisation (one Dirichlet weight draw per proposal) to order them."""
+        scalarisation (one Dirichlet weight draw per proposal) to order them.
+
+        Along the ``exact`` columns (previewed: every candidate's value is known) the reference
+        point lies ``REF - 1`` beyond the worst candidate when that is past ``REF``. With the
+        front's own nadir alone, a candidate that extends the front (more parameters than its
+        largest network, and more accurate) lies beyond the reference and adds nothing, so the
+        search never walked past the largest network it had found: on the NB201 table the
+        three largest levels of the true front got 2.7-6.9 of 300 queries per seed."""
         K = F.shape[1]
         if K > 1:
             front = F[NonDominatedSorting().do(F, only_non_dominated_front=True)]
             lo, hi = front.min(0), front.max(0)
             scale = np.where(hi > lo, hi - lo, 1.0)
             front = (front - lo) / scale
-            hv = HV(ref_point=np.full(K, REF))
+            ref = np.full(K, REF)
+            if len(exact) and len(mean):
+                cols = list(exact)
+                ref[cols] = np.maximum(REF, ((mean[:, cols] - lo[cols]) / scale[cols]).max(0)
+                                       + REF - 1)
+            hv = HV(ref_point=ref)
             base = hv(front)
         out = np.empty((n, len(mean)))
         for j in range(n):
@@ -448,7 +462,7 @@ class Bayesian(Proposer):
                 continue
             dominated = ((front[None] <= f[:, None]).all(2)).any(1)
             gain = np.zeros(len(f))
-            for c in np.flatnonzero(~dominated & (f < REF).all(1)):
+            for c in np.flatnonzero(~dominated & (f < ref).all(1)):
                 gain[c] = hv(np.vstack([front, f[c]])) - base
             out[j] = np.where(gain > 0, -gain, parego - parego.min())
             if gain.max() > 0:  # the next proposals improve on this one's pick (as if it came

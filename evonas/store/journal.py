@@ -139,6 +139,7 @@ class _Started(_Line):
     config: dict[str, Any]
     preprocessing: Optional[dict[str, Any]] = None
     hash_scheme: Optional[str] = None  # genomes.HASH_SCHEME when the run started (absent: older)
+    cwd: Optional[str] = None  # the directory it started from: relative paths in its config
 
 
 class _OperatorCounts(_Line):
@@ -246,6 +247,20 @@ def load(path: Path) -> Journal:
             journal.lines.append(event)
             journal.numbers.append(number)
     return journal
+
+
+def started(path: Path) -> dict[str, Any] | None:
+    """The journal's first line when it is a usable ``started`` line (read alone, not the whole
+    journal), else None."""
+    try:
+        with Path(path).open("rb") as f:
+            raw = f.readline()
+    except OSError:
+        return None
+    if not raw.endswith(b"\n"):
+        return None
+    event, _ = _check(raw[:-1], verify=bool(_SUM.search(raw)))
+    return event if event is not None and event["event"] == "started" else None
 
 
 def _check(raw: bytes, *, verify: bool) -> tuple[dict[str, Any] | None, str]:

@@ -294,3 +294,40 @@ def test_resume_cli_errors_exit_2_without_a_traceback(reference, tmp_path):
         journal = f.read()
     (copy / "journal.jsonl").write_text(journal + '{"event":"evaluated","id":99}\n')
     assert CliRunner().invoke(main, ["front", str(copy)]).exit_code == 0  # an odd line is skipped
+
+
+def test_resume_from_another_directory_finds_the_runs_relative_paths(tmp_path):
+    """A config's relative paths (here the table of a ``tabular`` objective) were written
+    against the directory the run started from; ``evonas resume`` from anywhere else moves
+    there, so the run goes on instead of failing on a file it cannot find."""
+    from tests.nb201 import synthetic_table
+
+    start, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    (start / "data").mkdir(parents=True)
+    elsewhere.mkdir()
+    synthetic_table(start / "data" / "table.csv")
+    config = {"name": "relative", "seed": 1,
+              "task": {"dataset": "synthetic", "input_shape": [3, 32, 32], "num_classes": 10,
+                       "samples": 100},
+              "space": {"kind": "nb201"},
+              "search": {"population": 4, "offspring": 4, "generations": 2,
+                         "operators": {"mutate": 1}},
+              "objectives": [{"name": "tabular", "path": "data/table.csv",
+                              "value_column": "acc", "direction": "max"}]}
+    (start / "run.yaml").write_text(yaml.safe_dump(config))
+    proc = _cli("run", "run.yaml", "--run-dir", "../out", "--quiet", cwd=start)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    run = tmp_path / "out"
+    assert Path(_lines(run)[0]["cwd"]).resolve() == start.resolve()
+    proc = _cli("resume", "../out", "--generations", "3", "--quiet", cwd=elsewhere)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert f"resolve against {start.resolve()}" in out
+    assert max(j["generation"] for j in _lines(run) if j["event"] == "generation") == 3
+    # where the start directory is gone, relative paths resolve against the current one
+    # again, and a missing file is a user's mistake: exit 2, naming it
+    start.rename(tmp_path / "moved")
+    proc = _cli("resume", str(run), "--generations", "4", "--quiet", cwd=elsewhere)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and "data/table.csv" in out and "Traceback" not in out, out

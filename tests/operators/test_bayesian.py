@@ -272,6 +272,21 @@ def test_hypervolume_acquisition_ranks_by_the_front_it_adds_and_spreads_a_batch(
     assert np.argmax(parego[0]) == 1  # ParEGO too puts the dominated candidate last
 
 
+def test_a_candidate_past_the_front_along_an_exact_objective_adds_to_it():
+    """Column 1 is exact (previewed, e.g. params): a candidate with more of it than the front's
+    largest point, and better in the modelled column, extends the front; with the front's own
+    nadir as the reference it would lie beyond it and add nothing."""
+    b = Bayesian(acquisition="ucb")
+    F = np.array([[1.0, 0.0], [0.0, 1.0]])  # (error, params) in minimisation
+    mean = np.array([[-0.5, 3.0], [0.5, 0.5], [-0.2, 5.0]])
+    blind = b._scores(mean, np.zeros_like(mean), F, 1, np.random.default_rng(0))[0]
+    seen = b._scores(mean, np.zeros_like(mean), F, 1, np.random.default_rng(0), exact=[1])[0]
+    assert np.argmin(blind) == 1 and blind[0] >= 0  # past the reference: no gain
+    assert seen[0] < 0 and seen[2] < 0  # both extensions now add hypervolume ...
+    assert seen[0] < seen[2]  # ... the better, smaller one more
+    assert seen[1] < 0  # the interior candidate still adds its share
+
+
 def test_with_several_objectives_every_front_point_is_a_centre():
     b = Bayesian(top=1)
     F = np.array([[0.0, 5.0], [1.0, 3.0], [2.0, 2.0], [3.0, 3.0], [5.0, 0.0], [4.0, 4.0]])
