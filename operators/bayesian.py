@@ -312,10 +312,12 @@ class Bayesian(Proposer):
             self.values_.append(values)
             self.archs_.append(None)
             self.genomes_.append(r.genome)
-        self._settle()
 
     def _settle(self) -> None:
-        """Turn kept genomes into cell architectures once the space is known to be strict."""
+        """Turn kept genomes into cell architectures, in ``propose`` (which gives the space)
+        only: a proposer restored from a checkpoint does not know the space until then, so
+        settling on ``tell`` too would save a resumed run's state in another form than an
+        uninterrupted run's."""
         space = getattr(self, "space_", None)
         if space is None or not _strict_cell(space):
             return
