@@ -24,6 +24,23 @@ from tests.evonas.runs import TINY
 START = 2  # the fuzzed copies resume from this checkpoint: the last generation comes from the journal
 
 
+def test_the_started_line_is_read_alone_and_only_when_it_is_sound(tmp_path):
+    """``journal.started`` (what ``resume`` reads to find where a run began) returns the first
+    line only when it is a whole, checksummed ``started`` event."""
+    path = tmp_path / "journal.jsonl"
+    assert journal.started(path) is None  # no journal
+    first = {"event": "started", "config": {"a": 1}, "cwd": "/somewhere"}
+    journal.append(path, first, {"event": "pruned", "id": 3, "epochs": 1})
+    assert journal.started(path) == first
+    raw = path.read_bytes()
+    path.write_bytes(raw.replace(b"/somewhere", b"/elsewhere", 1))  # the checksum catches it
+    assert journal.started(path) is None
+    path.write_bytes(raw[: raw.index(b"\n")])  # torn: no newline yet
+    assert journal.started(path) is None
+    path.write_bytes(b'{"event":"pruned","id":3,"epochs":1}\n')  # not a started line
+    assert journal.started(path) is None
+
+
 def test_lines_carry_a_checksum_that_catches_any_change(tmp_path):
     path = tmp_path / "journal.jsonl"
     events = [{"event": "started", "config": {"a": 1}},
