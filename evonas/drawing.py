@@ -21,7 +21,7 @@ import graphviz
 import networkx as nx
 
 from evonas.store.rundir import OutputError
-from evonas.store.states import write_atomic
+from evonas.store.files import write_atomic
 from genomes import Genome, GenomeError
 
 __all__ = ["FAMILIES", "FORMATS", "LEGEND", "draw_genome", "genome_dot", "genome_svg", "lineage_dot",

@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genomes import Genome
-from objectives import EvalState, EvaluationRecord, TrainState
+from objectives import EvalState, EvaluationRecord
 
 from evonas.store.states import load_state
+
+if TYPE_CHECKING:
+    from objectives import TrainState
 
 __all__ = ["Individual", "STATE_FILE"]
 

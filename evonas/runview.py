@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pymoo.indicators.hv import HV
 
 import objectives
 from genomes import Genome, GenomeError
@@ -247,6 +246,8 @@ def hypervolume(front: list, every: list, directions: dict[str, str]) -> float:
     """The hypervolume of ``front`` (records or entries: anything with ``objectives``), each
     objective scaled to [0, 1] over ``every`` (as ``ranking.normalise``), reference point 1.1
     in each; 0 for an empty front."""
+    from pymoo.indicators.hv import HV
+
     if not front or not every:
         return 0.0
     F = minimisation_matrix(every, directions)

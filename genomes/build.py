@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import fx, nn
 
+from .errors import GenomeError
 from .ops import OPS
 
 if TYPE_CHECKING:
@@ -33,6 +34,10 @@ def node_seed(seed: int, node: str) -> int:
 def build(genome: Genome, *, seed: int = 0, device: Any = None, dtype: Any = None) -> fx.GraphModule:
     """Compile ``genome`` (validated first) into a fresh module with deterministic weights."""
     io = genome.io_shapes()
+    clash = [node for node in genome.topological_order() if hasattr(fx.GraphModule, node)]
+    if clash:  # a member this torch added since ``checks._MEMBERS`` was listed
+        raise GenomeError(f"node id {clash[0]!r} is reserved (a member of torch.fx.GraphModule "
+                          f"in torch {torch.__version__})", node=clash[0])
     root, graph, env = nn.Module(), fx.Graph(), {}
     with torch.random.fork_rng(devices=[]):  # module constructors draw from the global RNG
         for node in genome.topological_order():

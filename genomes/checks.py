@@ -10,8 +10,6 @@ import keyword
 import re
 from typing import Any
 
-from torch.fx import GraphModule
-
 from .ops import normalize_params
 
 __all__ = ["FORMAT", "id_problem", "input_shape_problem", "inputs_problem", "normalize",
@@ -21,6 +19,21 @@ FORMAT = 1
 _ID = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # Ids become attribute names on the compiled module, so they must not shadow its members.
 _RESERVED = frozenset({"self", "training", "meta", "shape_env"})  # + instance attributes
+# The members of ``torch.fx.GraphModule`` that are valid ids, listed here so that reading a genome
+# needs no torch (a read-only command starts in a second, not four). A test checks the list
+# against the installed torch, and ``build`` refuses an id that a newer torch has added.
+_MEMBERS = frozenset("""
+    T_destination add_module add_submodule apply bfloat16 buffers call_super_init children code
+    compile cpu cuda delete_all_unused_submodules delete_submodule double dump_patches eval
+    extra_repr float forward get_buffer get_extra_state get_parameter get_submodule graph half
+    ipu load_state_dict modules mtia named_buffers named_children named_modules named_parameters
+    parameters print_readable recompile register_backward_hook register_buffer
+    register_forward_hook register_forward_pre_hook register_full_backward_hook
+    register_full_backward_pre_hook register_load_state_dict_post_hook
+    register_load_state_dict_pre_hook register_module register_parameter
+    register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state
+    set_submodule share_memory state_dict to to_empty to_folder train type xpu zero_grad
+""".split())
 
 
 @functools.lru_cache(maxsize=65536)
@@ -28,7 +41,7 @@ def id_problem(node: Any) -> str | None:
     """Why ``node`` cannot be a node id, or None (ids become attributes of the built module)."""
     if not isinstance(node, str) or not _ID.match(node):
         return "node ids must start with a letter and hold only letters, digits and '_'"
-    if keyword.iskeyword(node) or node in _RESERVED or hasattr(GraphModule, node):
+    if keyword.iskeyword(node) or node in _RESERVED or node in _MEMBERS:
         return f"node id {node!r} is reserved"
     return None
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import networkx as nx
 
-from .build import build as build_module
 from .checks import FORMAT, id_problem, inputs_problem, normalize, normalized
 from .errors import GenomeError, Problem
 from .hashing import canonical_hash as hash_genome
@@ -365,6 +364,8 @@ class Genome:
 
     def build(self, *, seed: int = 0, device: Any = None, dtype: Any = None):
         """A fresh ``torch.nn.Module``; same genome and seed give the same initial weights."""
+        from .build import build as build_module  # imports torch: only when a module is made
+
         return build_module(self, seed=seed, device=device, dtype=dtype)
 
     # ------------------------------------------------------------------ dunder

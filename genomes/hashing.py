@@ -17,14 +17,23 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-import igraph
-
 if TYPE_CHECKING:
     from .genome import Genome
 
 __all__ = ["HASH_SCHEME", "canonical_form", "canonical_hash"]
 
-HASH_SCHEME = f"evonas-bliss-2/igraph-{igraph.__version__}"
+HASH_SCHEME: str  # set by ``__getattr__`` on first use
+
+
+def __getattr__(name: str) -> Any:
+    """``HASH_SCHEME``, made on first use: igraph (and the matplotlib it pulls in) loads only
+    when a hash is needed, which reading a run directory never does."""
+    if name == "HASH_SCHEME":
+        import igraph
+
+        globals()[name] = value = f"evonas-bliss-2/igraph-{igraph.__version__}"
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def canonical_form(genome: Genome) -> str:
@@ -49,6 +58,8 @@ def canonical_form(genome: Genome) -> str:
     palette = sorted(set(labels))
     colour = {label: c for c, label in enumerate(palette)}
     colours = [colour[label] for label in labels]
+    import igraph
+
     graph = igraph.Graph(n=len(labels), edges=edges, directed=True)
     # Read as "perm[k] is the vertex at canonical position k", the form does not depend on the
     # order in which the genome's nodes were added; read as "vertex i goes to position perm[i]"

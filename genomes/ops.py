@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import ShapeError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = [
     "ACTIVATIONS",
@@ -84,9 +85,17 @@ def _same(p: dict) -> int:
     return p.get("dilation", 1) * (p["kernel"] - 1) // 2 if pad == "same" else pad
 
 
+def _nn():
+    """``torch.nn``, imported when a module is first made: reading, checking and hashing genomes
+    (all a read-only command does) needs no torch."""
+    from torch import nn
+
+    return nn
+
+
 def _cls(name: str, shape: Shape):
     """The torch class for a shape's dimensionality, e.g. ``Conv`` + (C, H, W) -> ``Conv2d``."""
-    return getattr(nn, f"{name}{max(len(shape) - 1, 1)}d")
+    return getattr(_nn(), f"{name}{max(len(shape) - 1, 1)}d")
 
 
 class Op:
@@ -149,18 +158,6 @@ class Conv(Op):
         )
 
 
-class SeparableConv(nn.Module):
-    """Depthwise convolution followed by a pointwise (1x1) one."""
-
-    def __init__(self, depthwise: nn.Module, pointwise: nn.Module):
-        super().__init__()
-        self.depthwise = depthwise
-        self.pointwise = pointwise
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pointwise(self.depthwise(x))
-
-
 class SepConv(Op):
     name = "sepconv"
     params = (
@@ -182,6 +179,8 @@ class SepConv(Op):
         return cin * taps + cin * cout + (cout if p["bias"] else 0)
 
     def module(self, shape, p):
+        from .modules import SeparableConv
+
         conv, cin = _cls("Conv", shape), shape[0]
         depthwise = conv(cin, cin, p["kernel"], stride=p["stride"], padding=_same(p),
                          dilation=p["dilation"], groups=cin, bias=False)
@@ -201,7 +200,7 @@ class Dense(Op):
         return shape[0] * p["units"] + (p["units"] if p["bias"] else 0)
 
     def module(self, shape, p):
-        return nn.Linear(shape[0], p["units"], bias=p["bias"])
+        return _nn().Linear(shape[0], p["units"], bias=p["bias"])
 
 
 class BatchNorm(Op):
@@ -218,12 +217,12 @@ class Act(Op):
     name = "act"
     params = (Param("fn", str, "relu", choices=ACTIVATIONS),)
     _modules: ClassVar[dict] = {
-        "relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh,
-        "sigmoid": nn.Sigmoid, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU,
-    }
+        "relu": "ReLU", "gelu": "GELU", "silu": "SiLU", "tanh": "Tanh",
+        "sigmoid": "Sigmoid", "elu": "ELU", "leaky_relu": "LeakyReLU",
+    }  # torch.nn class names
 
     def module(self, shape, p):
-        return self._modules[p["fn"]]()
+        return getattr(_nn(), self._modules[p["fn"]])()
 
 
 class _Pool(Op):
@@ -258,21 +257,6 @@ class AvgPool(_Pool):
         )
 
 
-class GlobalPooling(nn.Module):
-    """Average or maximum over all spatial positions: (N, C, ...) -> (N, C)."""
-
-    def __init__(self, mode: str):
-        super().__init__()
-        self.mode = mode
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.flatten(2)
-        return x.mean(2) if self.mode == "avg" else x.amax(2)
-
-    def extra_repr(self) -> str:
-        return f"mode={self.mode!r}"
-
-
 class GlobalPool(Op):
     name = "globalpool"
     params = (Param("mode", str, "avg", choices=("avg", "max")),)
@@ -282,6 +266,8 @@ class GlobalPool(Op):
         return (shape[0],)
 
     def module(self, shape, p):
+        from .modules import GlobalPooling
+
         return GlobalPooling(p["mode"])
 
 
@@ -290,11 +276,12 @@ class Identity(Op):
 
 
 def _zeros(x: torch.Tensor) -> torch.Tensor:
-    return torch.zeros_like(x)
+    return x.new_zeros(x.shape)  # methods, not ``torch.``: ops imports no torch, and TorchScript
+    # compiles these functions with this module's globals
 
 
 def _flatten(x: torch.Tensor) -> torch.Tensor:
-    return torch.flatten(x, 1)
+    return x.flatten(1)
 
 
 class Zero(Op):

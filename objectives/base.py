@@ -8,16 +8,17 @@ their natural direction; the engine turns everything into minimisation using ``d
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from genomes import Genome
 from genomes.registry import Registry, option_names
 
 from .records import EpochStats
 from .tasks import Task
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = ["Context", "Objective", "ObjectiveError", "get", "names", "require_selectable"]
 
@@ -32,10 +33,16 @@ class Context:
 
     genome: Genome
     task: Task | None = None
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    device: torch.device = field(default_factory=lambda: _cpu())
     seed: int = 0
     model: nn.Module | None = None
     curve: tuple[EpochStats, ...] = ()
+
+
+def _cpu() -> torch.device:
+    import torch
+
+    return torch.device("cpu")
 
 
 class Objective:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from evonas.store.rundir import REPORT, OutputError, RunDirError, check_output
-from evonas.store.states import write_atomic
+from evonas.store.files import write_atomic
 
 __all__ = ["DEFAULT_NAME", "write_report"]
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from objectives import EvaluationRecord
@@ -45,6 +44,8 @@ def rank(F: np.ndarray) -> np.ndarray:
     """Row indices, best first: by non-dominated front, then by crowding distance (most isolated
     first) within a front; equal crowding keeps index order. (Identical rows share a front, and
     pymoo's crowding treats them as neighbours.)"""
+    from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance  # scipy
+
     order: list[int] = []
     for front in fronts(F):
         if len(front) > 2:

@@ -20,14 +20,15 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
-
-import torch
-
-from objectives import TrainState
+from typing import TYPE_CHECKING, Any, Mapping
 
 from evonas.store.states import (StateFileError, fsync_dir, load_state, load_weights, save_state,
                                  weights_to_bytes, write_atomic)
+
+if TYPE_CHECKING:
+    import torch
+
+    from objectives import TrainState
 
 __all__ = ["Checkpoint", "CheckpointError", "latest", "prune", "write"]
 

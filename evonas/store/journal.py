@@ -298,7 +298,7 @@ def quarantine(path: Path, journal: Journal) -> None:
     """Move damaged lines (and a torn tail) out of the journal into ``journal.damaged.jsonl``,
     keeping every good line in order, checksummed (a journal from before checksums is upgraded
     here); the journal is replaced atomically."""
-    from evonas.store.states import write_atomic
+    from evonas.store.files import write_atomic
 
     path = Path(path)
     if not journal.damaged and not journal.torn and not journal.legacy:

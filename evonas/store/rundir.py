@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import yaml
 
 from evonas.store import journal
-from evonas.store.states import write_atomic
+from evonas.store.files import write_atomic
 
 __all__ = ["REPORT", "OutputError", "RunDir", "RunDirError", "check_output", "foreign", "inside",
            "leftovers"]

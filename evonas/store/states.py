@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_bytes, save as save_bytes
+from .files import fsync_dir, write_atomic
 
-from objectives import TrainState
-from objectives.training import EpochStats
+if TYPE_CHECKING:  # torch and safetensors load on first use: reading a run's JSON needs neither
+    import torch
+
+    from objectives import TrainState
 
 __all__ = ["StateFileError", "fsync_dir", "load_state", "load_weights", "save_state", "save_weights",
            "state_from_bytes", "state_to_bytes", "weights_from_bytes", "weights_to_bytes",
@@ -40,6 +39,8 @@ def save_state(path: str | Path, state: TrainState, meta: Mapping[str, Any] | No
 
 def state_to_bytes(state: TrainState, meta: Mapping[str, Any] | None = None) -> bytes:
     """A training state as safetensors bytes (what ``save_state`` writes)."""
+    from safetensors.torch import save as save_bytes
+
     tensors: dict[str, torch.Tensor] = {}
     skeleton = {
         "epoch": state.epoch,
@@ -62,6 +63,8 @@ def state_from_bytes(data: bytes) -> TrainState:
 
 
 def _state(tensors, header, where) -> tuple[TrainState, dict[str, Any]]:
+    from objectives.training import EpochStats, TrainState
+
     try:
         skeleton = json.loads(header["state"])
         state = TrainState(
@@ -78,6 +81,8 @@ def _state(tensors, header, where) -> tuple[TrainState, dict[str, Any]]:
 
 
 def weights_to_bytes(weights: Mapping[str, torch.Tensor]) -> bytes:
+    from safetensors.torch import save as save_bytes
+
     return save_bytes({k: v.detach().to("cpu").contiguous() for k, v in weights.items()})
 
 
@@ -88,6 +93,8 @@ def weights_from_bytes(data: bytes) -> dict[str, torch.Tensor]:
 def save_weights(path: str | Path, weights: Mapping[str, torch.Tensor],
                  meta: Mapping[str, str] | None = None) -> None:
     """Plain weights (a ``state_dict``) with string metadata, e.g. for export."""
+    from safetensors.torch import save as save_bytes
+
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in weights.items()}
     write_atomic(path, save_bytes(tensors, metadata=dict(meta or {})))
 
@@ -98,43 +105,6 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     if header.get("format") == _FORMAT:
         return dict(load_state(path)[0].model)
     return tensors
-
-
-def write_atomic(path: str | Path, data: bytes, *, sync: bool = True) -> None:
-    """Write to a temporary name, fsync, rename, fsync the folder: a reader sees the old file or
-    the new one, and after a power loss the rename is not lost. ``sync=False`` skips both
-    fsyncs, for files that are checked before use or rebuilt from the journal."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            if sync:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:  # a full disk, say: name the file, leave no temporary behind
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
-    if sync:
-        fsync_dir(path.parent)
-
-
-def fsync_dir(path: str | Path) -> None:
-    """Make a folder's entries (a new or renamed file) durable."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # e.g. platforms without directory handles
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _read(path: str | Path, need_format: bool = True,
@@ -149,6 +119,9 @@ def _read(path: str | Path, need_format: bool = True,
 
 
 def _parse(data: bytes, where: str, need_format: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_bytes
+
     try:
         tensors = load_bytes(data)
         header = _header(data)
@@ -168,6 +141,8 @@ def _header(data: bytes) -> dict[str, str]:
 
 def _flatten(value: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
     """JSON skeleton of nested dicts/lists whose tensors go to ``tensors`` under dotted keys."""
+    import torch
+
     if isinstance(value, torch.Tensor):
         tensors[prefix] = value.detach().to("cpu").contiguous().clone()
         return {"$tensor": prefix}

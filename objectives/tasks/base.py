@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from genomes.registry import option_problem, shown
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["MAX_CLASSES", "DataError", "Preprocessing", "Split", "Task", "prepare"]
 
@@ -67,11 +69,15 @@ class Preprocessing:
 
     def apply(self, x: Any) -> torch.Tensor:
         """Raw inputs (array or tensor, batch first, in ``layout``) as float32 network inputs."""
+        import torch
+
         with torch.no_grad():
             return self.module()(torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x))
 
     def invert(self, x: torch.Tensor) -> torch.Tensor:
         """Network inputs back in the raw layout and scale (up to float rounding)."""
+        import torch
+
         view = (1, len(self.mean), *([1] * (x.dim() - 2)))
         raw = x * torch.tensor(self.std).reshape(view) + torch.tensor(self.mean).reshape(view)
         if self.layout in ("NL", "NHW"):
@@ -126,6 +132,8 @@ def prepare(name: str, x: Any, y: Any, *, x_val: Any = None, y_val: Any = None,
             num_classes: int | None = None, unit: float = 1.0, source: str = "") -> Task:
     """Check raw arrays and turn them into a ``Task``; ``DataError`` names what is wrong.
     ``unit`` is what raw values are divided by when not standardised (255 for 8-bit pixels)."""
+    import torch
+
     where = f" in {source}" if source else ""
     for key, value in (("seed", seed), ("val_fraction", val_fraction), ("fraction", fraction),
                        ("layout", layout), ("standardize", standardize),

@@ -8,6 +8,8 @@ import io
 import json
 import re
 import shutil
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -297,3 +299,29 @@ def test_resuming_a_finished_run_says_there_is_nothing_to_do(small, tmp_path, qu
     assert result.output.count(f"nothing to do: the run finished at generation {g}; extend it "
                                f"with --generations") == 1, result.output
     assert outcome(copy)["evaluations"] == outcome(run)["evaluations"]  # nothing was redone
+
+
+# Imports refused in a child process: reading a run needs none of them (they cost about 2 s of a
+# read-only command's start; the engine and export import them when they need them).
+NO_HEAVY = r"""
+import sys, importlib.abc
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("torch", "igraph", "matplotlib", "safetensors", "scipy"):
+            raise ImportError("a read-only command imported " + name)
+sys.meta_path.insert(0, Refuse())
+from evonas.cli import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("args", [("front", "{run}"), ("front", "{run}", "--format", "json"),
+                                  ("show", "{run}", "{ident}"), ("runs", "{root}")])
+def test_reading_a_run_imports_no_torch_igraph_or_matplotlib(small, args):
+    root, run, _ = small
+    ident = RunView.load(run).front()[0].id
+    argv = [a.format(run=run, root=root, ident=ident) for a in args]
+    done = subprocess.run([sys.executable, "-c", NO_HEAVY, *argv], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (run.name if args[0] == "runs" else str(ident)) in done.stdout  # it did the work

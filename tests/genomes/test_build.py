@@ -110,3 +110,31 @@ def test_build_refuses_an_invalid_genome_naming_the_node():
     g.set_params(g.inputs(g.output_node)[0], units=3)
     with pytest.raises(Exception, match="output"):
         g.build()
+
+
+def test_the_reserved_ids_listed_without_torch_cover_the_installed_torchs_graph_module():
+    # ``checks`` lists GraphModule's members so that reading genomes needs no torch; a torch
+    # that adds one must be listed there (and ``build`` refuses it meanwhile, as below)
+    from genomes.checks import _ID, _MEMBERS
+
+    members = {n for n in dir(torch.fx.GraphModule) if _ID.match(n)}
+    assert members <= _MEMBERS, sorted(members - _MEMBERS)
+    for name in ("forward", "graph", "recompile", sorted(members)[-1]):
+        g = Genome((1, 8, 8), 10)
+        with pytest.raises(Exception, match=f"node id '{name}' is reserved"):
+            g.add("input", id=name)
+
+
+def test_build_refuses_an_id_that_this_torchs_graph_module_has_added(monkeypatch):
+    import genomes.build
+
+    genome = _twenty_node_genome()
+    node = genome.inputs(genome.output_node)[0]
+
+    class Newer(torch.fx.GraphModule):  # as if a newer torch had grown a member named ``node``
+        pass
+
+    setattr(Newer, node, None)
+    monkeypatch.setattr(genomes.build.fx, "GraphModule", Newer)
+    with pytest.raises(Exception, match=f"node id '{node}' is reserved \\(a member of torch"):
+        genome.build()

@@ -81,11 +81,31 @@ def test_the_parser_sees_every_module_and_the_known_imports():
     assert graph.has_edge("genomes.spaces.cell", "genomes.genome")
 
 
+# The modules that import torch, each imported only inside the function that needs it (making a
+# network), so that reading, checking and hashing genomes never pays for torch.
+LOADED_ON_USE = {"genomes.build", "genomes.modules"}
+
+
 def test_no_genomes_module_imports_another_inside_a_function():
     local = [f"{name}:{node.lineno} imports {target}"
              for name in MODULES for node, in_function in _imports(name) if in_function
-             for target, _ in _targets(name, node)]
+             for target, _ in _targets(name, node) if target not in LOADED_ON_USE]
     assert local == []
+
+
+def test_only_the_modules_loaded_on_use_import_torch_and_nothing_imports_them_eagerly():
+    def torch(node) -> bool:
+        if isinstance(node, ast.ImportFrom):
+            return not node.level and (node.module or "").split(".")[0] == "torch"
+        return any(a.name.split(".")[0] == "torch" for a in node.names)
+
+    eager_torch = {name for name in MODULES for node, in_function in _imports(name)
+                   if not in_function and torch(node)}
+    assert eager_torch == LOADED_ON_USE
+    eager = [f"{name}:{node.lineno} imports {target}"
+             for name in MODULES for node, in_function in _imports(name) if not in_function
+             for target, _ in _targets(name, node) if target in LOADED_ON_USE]
+    assert eager == []
 
 
 def test_the_import_graph_of_genomes_has_no_cycle():
