@@ -52,7 +52,7 @@ Last line: one JSON object.
     python benchmarks/rl_editable.py [--seeds 10] [--first-seed 10] [--parents 6] [--rounds 12]
         [--parent-epochs 8] [--epochs 3] [--workers 2] [--lr 0.05] [--entropy 0]
         [--baseline-decay 0.9] [--temperature 1] [--no-parent-baseline] [--no-normalise]
-        [--no-parent-quality] [--dump FILE]
+        [--no-parent-quality] [--operators deepen,widen,...] [--dump FILE]
 """
 
 from __future__ import annotations
@@ -104,6 +104,9 @@ def main() -> None:
                     help="rl option parent_quality=false (operator logits ignore the parent)")
     ap.add_argument("--no-normalise", action="store_true",
                     help="rl option normalise=false (advantages not divided by their running RMS)")
+    ap.add_argument("--operators", default=None,
+                    help="rl option operators, comma-separated (default rl's own: the exact "
+                         "morphisms and mutate); both arms choose among them")
     ap.add_argument("--dump", type=Path, default=None,
                     help="write every child (seed, round, arm, parent, operator, gain) as JSON")
     args = ap.parse_args()
@@ -113,6 +116,8 @@ def main() -> None:
                "temperature": args.temperature, "parent_baseline": not args.no_parent_baseline,
                "normalise": not args.no_normalise,
                "parent_quality": not args.no_parent_quality}
+    if args.operators:
+        options["operators"] = args.operators.split(",")
     dispatcher = make_dispatcher(config(0, args.epochs, args.workers).dispatch)
     try:
         seeds = [run_seed(s, args, options, dispatcher)
