@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["fsync_dir", "write_atomic"]
+__all__ = ["fsync_dir", "write_atomic", "write_synced"]
 
 
 def write_atomic(path: str | Path, data: bytes, *, sync: bool = True) -> None:
@@ -19,11 +19,7 @@ def write_atomic(path: str | Path, data: bytes, *, sync: bool = True) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            if sync:
-                os.fsync(f.fileno())
+        write_synced(tmp, data, sync=sync)
         os.replace(tmp, path)
     except OSError as exc:  # a full disk, say: name the file, leave no temporary behind
         try:
@@ -33,6 +29,19 @@ def write_atomic(path: str | Path, data: bytes, *, sync: bool = True) -> None:
         raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     if sync:
         fsync_dir(path.parent)
+
+
+def write_synced(path: str | Path, data: bytes, *, sync: bool = True) -> None:
+    """Write ``data`` in place and (``sync``) fsync it, for files in a folder that is renamed
+    into place once whole (a checkpoint); an ``OSError`` names the file."""
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+            f.flush()
+            if sync:
+                os.fsync(f.fileno())
+    except OSError as exc:  # a full disk, say: name the file
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 
 
 def fsync_dir(path: str | Path) -> None:
