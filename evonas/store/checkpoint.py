@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from evonas.store.files import fsync_dir, write_atomic
 from evonas.store.files import write_synced as _write_synced  # a name the tests' hooks wrap
-from evonas.store.states import (StateFileError, fsync_dir, load_state, load_weights, save_state,
-                                 weights_to_bytes, write_atomic)
+from evonas.store.states import (StateFileError, load_state, load_weights, save_state,
+                                 weights_to_bytes)
 
 if TYPE_CHECKING:
     import torch
