@@ -72,7 +72,7 @@ FALLBACK = {
     "training.epochs": "the training horizon of a full evaluation",
     "training.batch_size": "examples per training step",
     "training.optimizer": "the optimiser",
-    "training.lr": "the learning rate (children that inherit weights use "
+    "training.lr": "the learning rate (children of exact morphisms use "
                    "`inherited_lr_scale` times it)",
     "training.momentum": "SGD momentum",
     "training.weight_decay": "L2 weight decay",

@@ -107,7 +107,8 @@ class TrainingConfig(_Strict):
     label_smoothing: Float = Field(0.0, ge=0, lt=1)
     timeout_s: Float | None = Field(None, gt=0, le=MAX_TIMEOUT_S)
     early_ranking: EarlyRanking | None = None
-    inherited_lr_scale: Float = Field(0.2, gt=0, le=1)  # children with inherited weights
+    # the factor on lr for children of exact morphisms (they keep their parent's function)
+    inherited_lr_scale: Float = Field(0.2, gt=0, le=1)
     repair_steps: Int = Field(100, ge=0, le=100_000)  # distillation after an approximate morphism
 
 

@@ -12,7 +12,7 @@ One interface, ``Dispatcher.run(fn, jobs)``, yields ``(index, result)`` as evalu
   ``joblib.Parallel``'s: with joblib 1.6 one dead worker or one time-out ends the whole batch,
   and results not yet returned are lost.
 - ``dask``: the same jobs as ``dask.distributed`` futures on a cluster, taken with
-  ``as_completed``; a worker that dies is retried by the scheduler, and ``KilledWorker`` fails
+  ``distributed.wait``; a worker that dies is retried by the scheduler, and ``KilledWorker`` fails
   only its own job (with the scheduler's worker saturation at 1.0, no other job waits on a
   worker to die with it).
 
