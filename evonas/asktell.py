@@ -220,6 +220,10 @@ class Search:
             self._restore(start)
             used = {"evaluations": self.evaluations, "generations": start.generation,
                     **start.state.get("budget", {})}
+        if replay is not None and replay.seconds:  # a session stopped after its last checkpoint
+            used = used or {}  # spent time the checkpoint does not know of (max_seconds)
+            if type(used.get("seconds", 0.0)) in (int, float):  # else refused by Budget, named
+                used["seconds"] = max(used.get("seconds", 0.0), replay.seconds)
         self.budget = Budget.of(c, generations=self.generations, used=used, expensive=self.trains,
                                 clock=self.progress.clock)
         self.progress.start(self.budget.planned.evaluations, budget=self.budget)
@@ -291,7 +295,8 @@ class Search:
         self.stopped = True
         partial = len(self.recorder.started - self.counted)
         self.recorder.event({"event": "stopped", "evaluations": self.evaluations + partial,
-                             "complete_schedules": self.evaluations, "time": now()})
+                             "complete_schedules": self.evaluations,
+                             "seconds": round(self.budget.seconds, 3), "time": now()})
 
     def result(self) -> RunResult:
         return RunResult(self.config, self.recorder.path, self.individuals, self.population,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -330,6 +331,7 @@ class Replay:
     highest: dict[int, int] = field(default_factory=dict)  # id -> most epochs journaled
     by_id: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     journaled: int = 0  # evaluation lines (rungs and failures)
+    seconds: float = 0.0  # the most run seconds (all sessions) a ``stopped`` line records
 
     @classmethod
     def of(cls, lines: list[dict[str, Any]]) -> Replay:
@@ -347,6 +349,10 @@ class Replay:
                 replay.pruned.add(int(line["id"]))
             elif event == "generation":
                 replay.generations.add(int(line["generation"]))
+            elif event == "stopped":  # older journals' stopped lines have no seconds
+                s = line.get("seconds")
+                if type(s) in (int, float) and math.isfinite(s) and s >= 0:
+                    replay.seconds = max(replay.seconds, float(s))
         return replay
 
     def get(self, ident: int, epochs: int, genome_hash: str) -> dict[str, Any] | None:

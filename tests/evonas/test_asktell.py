@@ -226,3 +226,36 @@ def test_a_failing_proposer_never_stops_a_run_nor_changes_a_recorded_genome(toy,
     assert "operator 'toy' failed to propose" in capsys.readouterr().err
     assert all(i.record.genome_hash == i.genome.canonical_hash() for i in result.individuals)
     assert {i.operator for i in result.individuals} == {"initial", "random"}
+
+
+class _Clock:
+    def __init__(self, now: float):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_time_spent_after_the_last_checkpoint_counts_against_max_seconds(tmp_path):
+    """A run stopped mid-generation resumes from the generation's start, but the seconds it
+    spent after that checkpoint were spent: they count toward ``search.max_seconds``."""
+    from evonas.progress import Progress
+
+    config = {**USER, "search": {**USER["search"], "max_seconds": 1000.0}}
+    clock = _Clock(100.0)
+    search = Search(config, run_dir=tmp_path / "run", progress=Progress(quiet=True, clock=clock))
+    told = 0
+    with search:
+        while told < 6 and (trials := search.ask()):
+            for trial in trials[: 6 - told]:
+                search.tell(trial.id, user_objective(trial.genome))
+                told += 1
+                clock.now += 10.0
+        search.stop()  # as Ctrl-C does: generation 0 (4 individuals) checkpointed, 2 children told
+    assert search.stopped and search.generation == 0
+    stopped = json.loads((tmp_path / "run" / "journal.jsonl").read_text().splitlines()[-1])
+    assert stopped["event"] == "stopped" and stopped["seconds"] == 60.0
+    resumed = Search.resume(tmp_path / "run", progress=Progress(quiet=True, clock=_Clock(5.0)))
+    with resumed:
+        assert resumed.budget.seconds == 60.0  # not the checkpoint's 30
+        assert resumed.budget.left()["seconds"] == 940.0
