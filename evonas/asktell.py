@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -474,7 +475,8 @@ class Search:
         members = [self._by_id[i] for i in b.children]
         done = [m for m in members if m.complete]
         if g == 0 and not done:
-            raise RuntimeError("every individual of the first generation failed; see the journal")
+            raise RuntimeError(f"every individual of the first generation failed "
+                               f"({_reasons(members)}); see the journal")
         if "told" not in b.steps:
             before = self.front
             known = {f.id: f for f in self.front + done}
@@ -648,3 +650,18 @@ def _key(value: Any) -> int:
     if isinstance(value, (int, np.integer)) and value >= 0:
         return int(value)
     return int.from_bytes(hashlib.sha256(str(value).encode()).digest()[:8], "little")
+
+
+def _reasons(members: Sequence[Individual]) -> str:
+    """The failures' reasons, most frequent first: "time-out x 3, OSError: ... x 1"."""
+    counts = Counter(_short(m.record.reason if m.record is not None and m.record.reason
+                            else "no reason recorded") for m in members)
+    words = [f"{reason} x {n}" for reason, n in counts.most_common(3)]
+    if len(counts) > 3:
+        words.append(f"{len(counts) - 3} other reasons")
+    return ", ".join(words)
+
+
+def _short(text: str, limit: int = 120) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -259,3 +259,12 @@ def test_time_spent_after_the_last_checkpoint_counts_against_max_seconds(tmp_pat
     with resumed:
         assert resumed.budget.seconds == 60.0  # not the checkpoint's 30
         assert resumed.budget.left()["seconds"] == 940.0
+
+
+def test_a_first_generation_that_all_failed_says_why(tmp_path):
+    """The error names the failures' reasons (most frequent first), not just "see the journal"."""
+    with Search(USER, run_dir=tmp_path / "run") as search:
+        with pytest.raises(RuntimeError, match=r"first generation failed \(TimeoutError: "
+                                               r"time-out x 3, MemoryError: oom x 1\)"):
+            for k, trial in enumerate(search.ask()):  # the last tell ends the generation
+                search.tell(trial.id, TimeoutError("time-out") if k else MemoryError("oom"))
