@@ -1,4 +1,4 @@
-"""Run configs: YAML read with ``yaml.safe_load``, overridden with ``--set key.path=value``,
+"""Run configs: YAML read with a ``yaml.SafeLoader`` that refuses a key written twice, overridden with ``--set key.path=value``,
 validated by a pydantic schema and then against the registries, so every mistake is reported
 before anything runs, with its dotted key path and what is allowed.
 
@@ -21,7 +21,7 @@ import yaml
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field,
                       Strict, Tag, ValidationError, field_validator)
 
-from genomes.registry import shown
+from genomes.registry import is_target, shown
 
 __all__ = ["MAX_EXPANDED", "MAX_FILE_BYTES", "MAX_NESTING", "ConfigError", "DaskSecurity",
            "LoggingConfig", "OperatorConfig", "RunConfig", "SearchConfig", "diff", "load", "located",
@@ -268,7 +268,7 @@ class RunConfig(_Strict):
 def quickstart() -> dict[str, Any]:
     """The built-in quick start: a few minutes on digits on two CPU cores."""
     text = resources.files("evonas").joinpath("quickstart.yaml").read_text()
-    return yaml.safe_load(text)
+    return _yaml(text, "the built-in quick start", "not valid YAML")
 
 
 def load(path: str | Path | None, overrides: Sequence[str] = (), *,
@@ -304,16 +304,87 @@ def load(path: str | Path | None, overrides: Sequence[str] = (), *,
     return parse(apply_overrides(data, overrides), names=names)
 
 
-def _yaml(text: str, where: str, what: str) -> Any:
-    """``yaml.safe_load(text)``; anything it raises becomes a ``ConfigError`` at ``where``."""
+class _DuplicateKey(Exception):
+    """A mapping at ``path`` (keys and list indices) writes ``key`` twice, at ``lines`` and
+    ``columns`` (1-based)."""
+
+    def __init__(self, path: list[str | int], key: Any, lines: tuple[int, int],
+                 columns: tuple[int, int]):
+        super().__init__(key)
+        self.path, self.key, self.lines, self.columns = path, key, lines, columns
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping key written twice (plain YAML keeps the last
+    one silently, so ``seed: 0`` ... ``seed: 5`` would run with seed 5). A subclass, so PyYAML's
+    own loader stays as it is. Keys brought in by a ``<<`` merge may be overridden, as YAML says."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        _refuse_duplicates(self, node)
+        return super().construct_document(node)
+
+
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+def _refuse_duplicates(loader: yaml.SafeLoader, root: yaml.Node) -> None:
+    """``_DuplicateKey`` for the first mapping of ``root`` that writes a key twice. Walks the
+    node graph once (a node shared through aliases is visited once) and without recursion, so
+    it costs what the document's size on disk does."""
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, list[Any]]] = [(root, [])]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((item, [*path, i]) for i, item in reversed(list(enumerate(node.value))))
+        elif isinstance(node, yaml.MappingNode):
+            first: dict[Any, yaml.Node] = {}
+            children = []
+            for key_node, value_node in node.value:
+                if key_node.tag == _MERGE:  # merged keys may be overridden; the merged ones are checked
+                    children.append((value_node, path))
+                    continue
+                if not isinstance(key_node, yaml.ScalarNode):  # a complex key: never equal here
+                    children.append((value_node, [*path, "?"]))
+                    continue
+                key = loader.construct_object(key_node, deep=True)  # cached for the document
+                label = key if isinstance(key, str) else shown(key)  # 7 is a key, not an index
+                earlier = first.setdefault(key, key_node)
+                if earlier is not key_node:
+                    raise _DuplicateKey(path, key, (earlier.start_mark.line + 1,
+                                                    key_node.start_mark.line + 1),
+                                        (earlier.start_mark.column + 1,
+                                         key_node.start_mark.column + 1))
+                children.append((value_node, [*path, label]))
+            stack.extend(reversed(children))
+
+
+def _yaml(text: str, where: str, what: str, *, at: str | None = None) -> Any:
+    """``text`` read as YAML by a safe loader; anything it raises becomes a ``ConfigError`` at
+    ``where``, and a key written twice one at its dotted key path (under ``at``, the key an
+    override sets)."""
+    loader = _UniqueKeyLoader(text)
     try:
-        return yaml.safe_load(text)
+        return loader.get_single_data()
+    except _DuplicateKey as exc:
+        above = [int(s[1:-1]) if s.startswith("[") else s for s in _STEP.findall(at or "")]
+        key = _path([*above, *exc.path, exc.key if isinstance(exc.key, str) else shown(exc.key)])
+        (a, b), (c, d) = exc.lines, exc.columns
+        place = f"lines {a} and {b}" if a != b else f"line {a}, columns {c} and {d}"
+        source = f"the value of --set {at}=..." if at else where
+        raise ConfigError([(key, f"key {shown(exc.key)} is written twice in {source} ({place}); "
+                                 f"write each key once (YAML would keep only the last)")]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([(where, f"{what}: {exc}")]) from None
     except RecursionError:
         raise ConfigError([(where, f"{what}: nested too deeply")]) from None
     except (ValueError, OverflowError) as exc:  # e.g. a date such as 2024-13-45
         raise ConfigError([(where, f"{what}: {exc}")]) from None
+    finally:
+        loader.dispose()
 
 
 class _TooDeep(Exception):
@@ -383,7 +454,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
         if not sep or not _KEY.fullmatch(key):
             raise ConfigError([(item, "an override is key.path=value, e.g. search.population=32 "
                                       "or objectives[0].time_penalty=0.01")])
-        value = _yaml(text, key, f"value {shown(text)} is not valid YAML")
+        value = _yaml(text, key, f"value {shown(text)} is not valid YAML", at=key)
         path = [int(s[1:-1]) if s.startswith("[") else s for s in _STEP.findall(key)]
         node: Any = data
         parent: Any = None
@@ -415,10 +486,7 @@ def parse(data: Any, *, names: bool = True) -> RunConfig:
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
-        merged: dict[str, list[str]] = {}  # a union reports each alternative: one line per key
-        for path, message in (_issue(e) for e in exc.errors()):
-            merged.setdefault(path, []).append(message)
-        raise ConfigError([(p, "; or ".join(m)) for p, m in merged.items()]) from None
+        raise ConfigError(_schema_issues(exc.errors(), data)) from None
     issues = _check_names(config) if names else []
     if issues:
         raise ConfigError(issues)
@@ -432,22 +500,80 @@ def _path(loc: Sequence[Any]) -> str:
     return out or "config"
 
 
-def _issue(error: dict) -> tuple[str, str]:
-    # keep keys and list indices; drop pydantic's tags for union members ("list[int]", ...)
-    loc = [p for p in error["loc"] if isinstance(p, int) or p.isidentifier()]
-    path = _path(loc)
+def _schema_issues(errors: list[dict], data: Any) -> list[tuple[str, str]]:
+    """(dotted key, message) for pydantic's errors, one line per key (a union reports each
+    alternative: they are joined with "or"). Where a union's mapping branch failed inside an
+    entry (``search.operators.mutate``), the other branch's complaint about the whole value
+    (``Input should be 'auto'``) says nothing and is left out."""
+    found = [(*_issue(e, data), e) for e in errors]
+    deeper = [path for path, _, _ in found]
+    merged: dict[str, list[str]] = {}
+    for path, message, error in found:
+        if (error["type"] == "literal_error" and isinstance(error.get("input"), (dict, list))
+                and any(p.startswith((f"{path}.", f"{path}[")) for p in deeper)):
+            continue
+        merged.setdefault(path, []).append(message)
+    return [(p, "; or ".join(m)) for p, m in merged.items()]
+
+
+def _real_loc(loc: Sequence[Any], data: Any, *, last: bool) -> list[Any]:
+    """The keys and list indices of pydantic's ``loc`` that are in the input ``data``; the rest
+    are pydantic's tags for union members (``literal['auto']``, ``dict[str,...]``). ``last``
+    keeps the final element even when it is not in the input (a missing key). A mapping's key
+    that is not a string is given as its ``shown`` text (so it never reads as a list index)."""
+    out, node = [], data
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and _has(node, part):
+            out.append(part if isinstance(part, str) else shown(part))
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out.append(part)
+            node = node[part]
+        elif last and i == len(loc) - 1:
+            out.append(part)
+    return out
+
+
+def _has(mapping: dict, key: Any) -> bool:
+    try:
+        return key in mapping
+    except TypeError:
+        return False
+
+
+def _issue(error: dict, data: Any) -> tuple[str, str]:
     kind = error["type"]
     if kind == "extra_forbidden":  # the last element is the key itself, whatever its spelling
         key = error["loc"][-1]
-        parents = [p for p in error["loc"][:-1] if isinstance(p, int) or p.isidentifier()]
+        parents = _real_loc(error["loc"][:-1], data, last=False)
         named = key if isinstance(key, str) and key.isidentifier() else shown(key)
         return (f"{_path(parents)}.{named}" if parents else named,
                 f"unknown key; allowed: {_allowed(parents)}")
+    loc = _real_loc(error["loc"], data, last=kind == "missing")
+    path = _path(loc)
     if kind == "value_error":
         return path, str(error["msg"]).removeprefix("Value error, ")
     given = error.get("input")
+    if kind == "model_type":  # pydantic names the schema's class; the config knows a mapping
+        if len(loc) == 2 and loc[0] == "objectives" and isinstance(given, str):
+            return path, (f"an objective is a mapping: write {{name: {_cut(given, 100)}}} "
+                          f"(and its options), got {shown(given)}")
+        return path, f"must be a mapping of keys, got {shown(given)}"
     echo = "" if kind == "missing" or isinstance(given, dict) else f" (got {shown(given)})"
-    return path, f"{error['msg']}{echo}{_schema_hint(kind, given)}"
+    return path, f"{error['msg']}{echo}{_schema_hint(kind, given)}{_colon_hint(loc, given)}"
+
+
+def _colon_hint(loc: Sequence[Any], given: Any) -> str:
+    """``{mutate:1}`` is one key ``mutate:1`` with no value in YAML (a colon needs a space after
+    it to separate a key from its value)."""
+    key = loc[-1] if loc else None
+    if given is not None or not isinstance(key, str) or is_target(key):
+        return ""
+    found = re.fullmatch(r"([^:\s]+):(\S+)", key)
+    if found is None:
+        return ""
+    return (f"; YAML read {shown(key)} as one key with no value: put a space after the colon "
+            f"({found.group(1)}: {found.group(2)})")
 
 
 def _schema_hint(kind: str, given: Any) -> str:

@@ -107,12 +107,20 @@ class Registry:
         if not callable(found):
             raise self._error(f"{self.kind} {shown(name)}: {target!r} is a "
                               f"{type(found).__name__}, not a class or function")
+        if name not in self._builtin:  # a builtin type (dict) has no signature to check options by
+            try:
+                _signature(found)
+            except ValueError:
+                raise self._error(f"{self.kind} {_who(name, target)} has no inspectable "
+                                  f"signature; {_PLUGIN_SHAPE}") from None
         return found
 
     def build(self, name: str, /, **options: Any) -> Any:
         """Load ``name`` and call it with ``options``, naming any unknown or missing option;
         a user's factory that gives something else than ``returns`` is an ``error``."""
-        made = build_with_options(self.kind, name, self.load(name), options, error=self._error)
+        target = self.plugin(name)
+        made = build_with_options(self.kind, name, self.load(name), options, error=self._error,
+                                  plugin=None if target is None else _who(name, target))
         if self.returns is not None and not isinstance(made, self.returns):
             wanted = " or ".join(_a(t.__name__) for t in (self.returns if isinstance(self.returns, tuple)
                                                           else (self.returns,)))
@@ -137,6 +145,15 @@ def _a(word: str) -> str:
     return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
 
 
+def _who(name: str, target: str) -> str:
+    """A user's thing as a message names it: ``'mymod:Obj'``, or ``'alias' ('mymod:Obj')`` for an
+    entry point or an ``add``-ed name."""
+    return shown(name) if name == target else f"{shown(name)} ({target!r})"
+
+
+_PLUGIN_SHAPE = "a plugin must be a class or function taking keyword options"
+
+
 _TARGET = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
@@ -145,16 +162,33 @@ def is_target(name: object) -> bool:
     return isinstance(name, str) and len(name) <= 500 and _TARGET.fullmatch(name) is not None
 
 
+def _signature(factory: Callable) -> inspect.Signature:
+    """``inspect.signature(factory)``; a ``ValueError`` that names the factory where it has none
+    (a builtin type such as ``dict``, some C functions)."""
+    try:
+        return inspect.signature(factory)
+    except (TypeError, ValueError):
+        named = getattr(factory, "__qualname__", None) or type(factory).__name__
+        raise ValueError(f"{shown(named)} has no inspectable signature; {_PLUGIN_SHAPE}") from None
+
+
 def option_names(factory: Callable) -> list[str]:
-    """The keyword options a class or function accepts."""
-    return [k for k, p in inspect.signature(factory).parameters.items() if p.kind in _NAMED]
+    """The keyword options a class or function accepts; ``ValueError`` for one whose signature
+    cannot be read."""
+    return [k for k, p in _signature(factory).parameters.items() if p.kind in _NAMED]
 
 
 def build_with_options(kind: str, name: str, factory: Callable, options: dict[str, Any],
-                       error: type[Exception] = ValueError) -> Any:
+                       error: type[Exception] = ValueError, *, plugin: str | None = None) -> Any:
     """``factory(**options)``, refusing unknown or missing options and values that do not fit
-    their annotations with ``error``, whose message names the option."""
-    params = inspect.signature(factory).parameters
+    their annotations with ``error``, whose message names the option.
+
+    ``plugin`` (how messages name a user's factory) marks the factory as a user's code: whatever
+    it raises becomes an ``error`` naming it, the exception's type and message (``objective
+    'mymod:Obj': building it failed: RuntimeError: boom``). Only that call is wrapped, and only
+    for a user's code: a built-in factory's exceptions pass unchanged, so a bug in the package
+    still shows its traceback."""
+    params = _signature(factory).parameters
     allowed = option_names(factory)
     for key in options:
         if key not in allowed:
@@ -165,7 +199,17 @@ def build_with_options(kind: str, name: str, factory: Callable, options: dict[st
     for key, value in options.items():
         if (problem := option_problem(factory, key, value)) is not None:
             raise error(f"option {key!r} {problem}")
-    return factory(**options)
+    if plugin is None:
+        return factory(**options)
+    try:
+        return factory(**options)
+    except Exception as exc:  # noqa: BLE001 - a user's factory may raise anything
+        raise error(f"{kind} {plugin}: building it failed: {type(exc).__name__}: "
+                    f"{_cut_text(str(exc))}") from exc
+
+
+def _cut_text(text: str) -> str:
+    return text if len(text) <= _SHOWN else text[:_SHOWN - 1] + "…"
 
 
 def shown(value: Any, limit: int = _SHOWN) -> str:

@@ -214,3 +214,66 @@ def test_missing_certificate_files_are_found_by_validate_not_by_inspection(tmp_p
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "dispatch.security.ca_file: file" in result.output and "gone.pem" in result.output
     assert "dispatch.security.client_key: file '~/no/such.key' does not exist" in result.output
+
+
+def test_a_key_written_twice_is_refused_at_its_key_with_its_lines(tmp_path):
+    quick = (ROOT / "runs/quickstart.yaml").read_text()
+    file = tmp_path / "twice.yaml"
+    file.write_text(quick + "seed: 5\n")
+    first = quick.splitlines().index("seed: 0") + 1
+    last = len(quick.splitlines()) + 1
+    result = _validate(str(file))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert (f"  seed: key 'seed' is written twice in {file} (lines {first} and {last})"
+            in result.output), result.output
+    file.write_text(quick.replace("  population: 8\n", "  population: 8\n  population: 2\n"))
+    with pytest.raises(ConfigError) as info:
+        load(file)
+    assert list(dict(info.value.issues)) == ["search.population"]
+    # in an override's value, and in a list entry, with the override's key above it
+    for setting, key in [("search.operators={mutate: 1, mutate: 2}", "search.operators.mutate"),
+                         ("objectives[1]={name: params, name: flops}", "objectives[1].name")]:
+        result = _validate(str(ROOT / "runs/quickstart.yaml"), "--set", setting)
+        assert result.exit_code == 2 and f"  {key}: key " in result.output, (setting, result.output)
+        assert "is written twice in the value of --set" in result.output
+    # a merge (<<) brings keys in that the mapping may override: that is not writing one twice
+    file.write_text("objectives: [{name: params}]\nsearch:\n  <<: {population: 4, offspring: 4}\n"
+                    "  population: 6\n")
+    assert load(file).search.population == 6
+    # PyYAML's own safe loader is left as it was
+    assert yaml.safe_load("a: 1\na: 2\n") == {"a": 2}
+
+
+def test_duplicate_keys_are_found_without_expanding_aliases(tmp_path):
+    file = tmp_path / "laughs.yaml"
+    file.write_text(_laughs(6) + "name: again\nname: twice\n")
+    result = _validate(str(file))
+    assert result.exit_code == 2 and "  name: key 'name' is written twice" in result.output, result.output
+    assert len(result.output) < 1000
+
+
+def test_schema_messages_name_the_key_in_the_configs_words():
+    quick = str(ROOT / "runs/quickstart.yaml")
+    result = _validate(quick, "--set", "objectives=[val_error, params]")
+    assert result.exit_code == 2 and "ObjectiveConfig" not in result.output, result.output
+    assert "  objectives[0]: an objective is a mapping: write {name: val_error}" in result.output
+    assert "  objectives[1]: an objective is a mapping: write {name: params}" in result.output
+    result = _validate(quick, "--set", "training=5")
+    assert result.exit_code == 2 and "  training: must be a mapping of keys, got 5" in result.output
+    assert "TrainingConfig" not in result.output
+    # YAML reads {mutate:1} as the key 'mutate:1' with no value
+    result = _validate(quick, "--set", "search.operators={mutate:1}")
+    assert result.exit_code == 2 and "  search.operators.mutate:1: " in result.output, result.output
+    assert "put a space after the colon (mutate: 1)" in result.output
+    assert "Input should be 'auto'" not in result.output
+    # a weight of 0 is one problem, reported once, at its key
+    for setting, key in [("search.operators.mutate=0", "search.operators.mutate"),
+                         ("search.operators.mutate.weight=0", "search.operators.mutate.weight")]:
+        result = _validate(quick, "--set", setting)
+        issues = [line for line in result.output.splitlines() if line.startswith("  ")]
+        assert result.exit_code == 2 and issues == [
+            f"  {key}: weight must be > 0 and <= 1e+06, got 0.0"], (setting, result.output)
+    # a value of the wrong type entirely still lists both forms
+    result = _validate(quick, "--set", "search.operators=5")
+    assert "search.operators: Input should be 'auto'" in result.output
+    assert "Input should be a valid dictionary" in result.output
