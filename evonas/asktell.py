@@ -228,8 +228,10 @@ class Search:
         self.budget = Budget.of(c, generations=self.generations, used=used, expensive=self.trains,
                                 clock=self.progress.clock)
         self.progress.start(self.budget.planned.evaluations, budget=self.budget)
-        if start is not None:
-            self.progress.advance(self.evaluations)
+        if start is not None:  # the whole run's counts, as the uninterrupted run shows them
+            states = [i.record.state for i in self.individuals if i.record is not None]
+            self.progress.advance(self.evaluations, pruned=states.count(EvalState.PRUNED),
+                                  failed=states.count(EvalState.FAILED))
 
     # ------------------------------------------------------------------ the public loop
     @property

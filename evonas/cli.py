@@ -1,11 +1,14 @@
-"""The ``evonas`` command line. Exit codes: 0 success, 1 run failure, 2 bad usage or input."""
+"""The ``evonas`` command line. Exit codes: 0 success, 1 run failure, 2 bad usage or input,
+130 a run stopped by Ctrl-C or SIGTERM (``evonas resume`` continues it)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -38,7 +41,8 @@ def main() -> None:
               help="Seed of the random generator.")
 @click.option("--space", "chosen", multiple=True, help="Only these spaces (repeatable).")
 @click.option("--input-shape", "input_shape", default=None,
-              help="C,L or C,H,W for every space [default: 1,8,8 (digits); nb201: 3,32,32].")
+              help="C,L or C,H,W for every space [default: 1,8,8 (digits); nb201: 3,32,32]; "
+                   "without --space, spaces that cannot take it are skipped, saying why.")
 @click.option("--outputs", type=click.IntRange(min=1), default=10, show_default=True,
               help="Number of network outputs.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
@@ -57,14 +61,23 @@ def spaces(seed: int, chosen: tuple[str, ...], input_shape: str | None, outputs:
         raise click.BadParameter(f"unknown space {unknown[0]!r}; known: {registry.names()}",
                                  param_hint="--space")
     given = _shape(input_shape)
-    _warm_up()  # the first build in a process pays one-off import and codegen costs
-    rows = []
+    built = []  # (name, shape, space) of the spaces that take the shape
+    skipped = []  # {"space", "input_shape", "skipped"}: those that do not (every space asked)
     for name in names:
         shape = given or (NB201_SHAPE if name == "nb201" else DIGITS_SHAPE)
         try:
-            space = registry.get(name, input_shape=shape, num_outputs=outputs)
+            built.append((name, shape, registry.get(name, input_shape=shape, num_outputs=outputs)))
         except ValueError as exc:
-            raise click.UsageError(f"space {name!r}: {exc}") from None
+            if chosen or given is None:  # asked for by name, or its own default: a mistake
+                raise click.UsageError(f"space {name!r}: {exc}") from None
+            skipped.append({"space": name, "input_shape": list(shape), "skipped": str(exc)})
+    if not built:  # the shape suits no space: what each said, then exit 2
+        raise click.UsageError("no search space takes input shape "
+                               f"{','.join(map(str, given))}: " + "; ".join(
+                                   f"{s['space']}: {s['skipped']}" for s in skipped))
+    _warm_up()  # the first build in a process pays one-off import and codegen costs
+    rows = []
+    for name, shape, space in built:
         genome = space.sample(np.random.default_rng(seed))
         start = time.perf_counter()
         net = genome.build(seed=seed).eval()
@@ -74,9 +87,15 @@ def spaces(seed: int, chosen: tuple[str, ...], input_shape: str | None, outputs:
         ms = (time.perf_counter() - start) * 1e3
         rows.append({"space": name, "input_shape": list(shape), "nodes": len(genome),
                      "params": genome.num_params(), "output": list(y.shape),
-                     "build_forward_ms": round(ms, 1), "hash": genome.canonical_hash()})
-    if fmt == "json":
-        click.echo(json.dumps(rows, indent=1))
+                     "build_forward_ms": round(ms, 1), "hash": genome.canonical_hash(),
+                     "skipped": None})
+    if fmt == "json":  # a skipped space is a row with its reason and no values
+        order = {name: i for i, name in enumerate(names)}
+        every = sorted(rows + [{**s, "nodes": None, "params": None, "output": None,
+                                "build_forward_ms": None, "hash": None} for s in skipped],
+                       key=lambda r: order[r["space"]])
+        click.echo(json.dumps(every, indent=1))
+        _say_skipped(skipped, given)
         return
     from rich.console import Console
     from rich.table import Table
@@ -89,6 +108,15 @@ def spaces(seed: int, chosen: tuple[str, ...], input_shape: str | None, outputs:
                       f"{r['params']:,}", "x".join(map(str, r["output"])),
                       f"{r['build_forward_ms']} ms", r["hash"][:12])
     Console().print(table)
+    _say_skipped(skipped, given)
+
+
+def _say_skipped(skipped: list[dict], shape: tuple[int, ...] | None) -> None:
+    """A line per space that could not take the input shape, on standard error (standard
+    output stays the table or the JSON)."""
+    for s in skipped:
+        click.echo(f"skipped space {s['space']!r}: it cannot take input shape "
+                   f"{','.join(map(str, shape or ()))} ({_capped(s['skipped'], 500)})", err=True)
 
 
 def _warm_up() -> None:
@@ -156,6 +184,9 @@ def _capped(text: object, limit: int = 2000) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+STOPPED = 130  # the exit code of a run stopped by Ctrl-C or SIGTERM (resumable)
+
+
 @main.command("run")
 @click.argument("config", required=False, type=click.Path(dir_okay=False))
 @click.option("--run-dir", type=click.Path(file_okay=False),
@@ -166,39 +197,121 @@ def _capped(text: object, limit: int = 2000) -> str:
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def run_command(config: str | None, run_dir: str | None, overrides: tuple[str, ...], force: bool,
                 quiet: bool) -> None:
-    """Run an evolution (no CONFIG: the built-in quick start on digits)."""
-    from pathlib import Path
+    """Run an evolution (no CONFIG: the built-in quick start on digits).
 
-    from .engine import run
-    from .progress import Progress
+    Ctrl-C or SIGTERM (what `timeout` and cluster schedulers send) stops the run after
+    journaling what is done, with exit code 130; `evonas resume` continues it.
+    """
+    with _stoppable("run") as stop:
+        from .engine import run
+        from .progress import Progress
 
-    _importable_here()
-    cfg, _ = _config_or_exit(config, overrides)
-    target = Path(run_dir) if run_dir else Path("runs") / "out" / cfg.name
-    progress = Progress(quiet=quiet)
-    progress.log(f"evonas {__version__}: run {cfg.name!r} -> {target}")
-    result = _drive(lambda: run(cfg, run_dir=target, force=force, progress=progress))
-    _finish(result, target)
+        _importable_here()
+        cfg, _ = _config_or_exit(config, overrides)
+        target = Path(run_dir) if run_dir else Path("runs") / "out" / cfg.name
+        stop.progress = progress = Progress(quiet=quiet)
+        stop.run_dir = target
+        progress.log(f"evonas {__version__}: run {cfg.name!r} -> {target}")
+        result = _drive(lambda: run(cfg, run_dir=target, force=force, progress=progress))
+        stop.progress = None
+        _finish(result, target)
 
 
 @main.command("resume")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--generations", type=click.IntRange(min=0), default=None,
-              help="Run to this many generations (may extend a finished run).")
+              help="Run to this many generations (may extend a finished run: ask for more than "
+                   "it has).")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def resume_command(run_dir: str, generations: int | None, quiet: bool) -> None:
-    """Continue a run from its newest good checkpoint, taking finished work from the journal."""
-    run_dir = _at_start_dir(run_dir)
-    _importable_here()
-    from .engine import resume
-    from .progress import Progress
+    """Continue a run from its newest good checkpoint, taking finished work from the journal.
 
-    progress = Progress(quiet=quiet)
-    result = _drive(lambda: resume(run_dir, generations=generations, progress=progress),
-                    source=f"{run_dir}/config.yaml")
-    if result.idle is not None and quiet:  # said by the progress otherwise
-        click.echo(result.idle)
-    _finish(result, run_dir)
+    Ctrl-C or SIGTERM stops it again after journaling what is done, with exit code 130.
+    """
+    with _stoppable("resume") as stop:
+        stop.run_dir = run_dir
+        run_dir = _at_start_dir(run_dir)
+        stop.run_dir = run_dir
+        _importable_here()
+        _check_generations(run_dir, generations)
+        from .engine import resume
+        from .progress import Progress
+
+        stop.progress = progress = Progress(quiet=quiet)
+        result = _drive(lambda: resume(run_dir, generations=generations, progress=progress),
+                        source=f"{run_dir}/config.yaml")
+        stop.progress = None
+        if result.idle is not None and quiet:  # said by the progress otherwise
+            click.echo(result.idle)
+        _finish(result, run_dir)
+
+
+def _check_generations(run_dir: str, generations: int | None) -> None:
+    """``--generations`` below the generations the run already has: exit 2, naming the flag."""
+    if generations is None:
+        return
+    from evonas.store import checkpoint
+
+    try:
+        start, _ = checkpoint.latest(Path(run_dir), parse_weights=False)
+    except (OSError, ValueError):  # resume itself says what is wrong with the run directory
+        return
+    if start is not None and generations < start.generation:
+        had = start.generation
+        click.echo(f"error: --generations {generations}: the run already has "
+                   f"{_plural(had, 'generation')}; to extend it, ask for more than {had}",
+                   err=True)
+        sys.exit(2)
+
+
+class _Stop:
+    """What ``_stoppable`` needs to say where a stopped run is: its directory once known, and
+    the progress display to close."""
+
+    def __init__(self) -> None:
+        self.run_dir = None
+        self.progress = None
+
+
+@contextlib.contextmanager
+def _stoppable(command: str):
+    """For the time of ``run`` or ``resume``: SIGTERM stops the run as Ctrl-C does (it raises
+    ``KeyboardInterrupt`` in the main thread, once: the engine journals a ``stopped`` event and
+    keeps what was told), and an interrupt that comes before the run got going (while modules
+    load, the data is read or the workers start) exits 130 with a short message instead of
+    click's "Aborted!". The previous SIGTERM handler is put back afterwards."""
+    import signal
+    import threading
+
+    stop, stopping = _Stop(), []
+
+    def terminated(signum, frame):
+        if stopping:  # already stopping: a second SIGTERM waits for that
+            return
+        stopping.append(signum)
+        raise KeyboardInterrupt
+
+    installed = threading.current_thread() is threading.main_thread()  # where signals land
+    previous = signal.signal(signal.SIGTERM, terminated) if installed else None
+    try:
+        yield stop
+    except KeyboardInterrupt:
+        by_ctrl_c = not stopping
+        stopping.append(signal.SIGINT)  # a SIGTERM now changes nothing
+        if stop.progress is not None:
+            stop.progress.stop()
+        if by_ctrl_c:
+            click.echo("", err=True)  # past the "^C" the terminal echoed
+        if stop.run_dir is not None and (Path(stop.run_dir) / "journal.jsonl").exists():
+            click.echo(f"stopped; what was done is in {stop.run_dir} (continue with: "
+                       f"evonas resume {stop.run_dir})", err=True)
+        else:
+            click.echo(f"stopped before the run {'resumed' if command == 'resume' else 'started'}; "
+                       f"nothing was written", err=True)
+        sys.exit(STOPPED)
+    finally:
+        if installed:  # None: a handler not set from Python, which the default stands for
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _drive(start, source: str = "the config"):
@@ -212,9 +325,13 @@ def _drive(start, source: str = "the config"):
     try:
         return start()
     except ConfigError as exc:
-        click.echo(f"error: {source} cannot be used:", err=True)
-        for where, message in exc.issues:
-            click.echo(f"  {where}: {message}", err=True)
+        flags = [(where, message) for where, message in exc.issues if where.startswith("--")]
+        for where, message in flags:  # a command-line flag's mistake, not the config's
+            click.echo(f"error: {where}: {message}", err=True)
+        if rest := [issue for issue in exc.issues if issue not in flags]:
+            click.echo(f"error: {source} cannot be used:", err=True)
+            for where, message in rest:
+                click.echo(f"  {where}: {message}", err=True)
         sys.exit(2)
     except (RunDirError, RunLockedError) as exc:
         click.echo(f"error: {exc}", err=True)
@@ -235,7 +352,7 @@ def _finish(result, target) -> None:
     if result.stopped:
         click.echo(f"stopped early; what was done is in {target} "
                    f"(continue with: evonas resume {target})", err=True)
-        sys.exit(130)
+        sys.exit(STOPPED)
 
 
 def _print_front(result) -> None:
@@ -246,7 +363,8 @@ def _print_front(result) -> None:
 
     keys = [objectives.get(o.name, **o.options()).key for o in result.config.objectives]
     evaluated = sum(i.record is not None for i in result.individuals)
-    table = Table(title=f"Pareto front: {len(result.front)} networks ({evaluated} evaluated)")
+    table = Table(title=f"Pareto front: {_plural(len(result.front), 'network')} "
+                        f"({evaluated} evaluated)")
     extra_params = "params" not in keys
     for col in ("id", "gen", "operator", *keys, *(["val acc"] if "val_error" in keys else []),
                 "test acc", *(["params"] if extra_params else [])):
@@ -263,6 +381,11 @@ def _print_front(result) -> None:
     Console().print(table)
     if result.run_dir is not None:
         Console().print(f"run directory: {result.run_dir}")
+
+
+def _plural(n: int, noun: str) -> str:
+    """``n`` and ``noun``, in the plural unless ``n`` is 1: "1 network", "1,024 networks"."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def _number(value: float) -> str:
@@ -300,7 +423,8 @@ def _entry(view, ident: int):
               help="Also draw the front to FILE (.png, .pdf, .svg; no suffix: .png).")
 @click.option("--force", is_flag=True, help="Replace the plot file if it exists.")
 @click.option("--operators", "accounting", is_flag=True,
-              help="Also each operator's totals: proposals, duplicates, evaluated, in the front, "
+              help="Also each operator's totals: proposals, duplicates, evaluated, children that "
+                   "entered the front (summed over generations), members of the final front, "
                    "seconds, and its weight by generation where the weights adapt (table or json).")
 def front(run_dir: str, fmt: str, plot: str | None, force: bool, accounting: bool) -> None:
     """The Pareto front of a run (also of one still running), with test accuracy."""
@@ -319,6 +443,7 @@ def front(run_dir: str, fmt: str, plot: str | None, force: bool, accounting: boo
              "epochs": e.epochs} for e in members]
     if fmt == "json":
         click.echo(json.dumps({"front": rows, "operators": view.operators,
+                               "in_final_front": _in_final_front(members, view.operators),
                                "weights": {str(g): w for g, w in sorted(view.weights.items())}}
                               if accounting else rows, indent=1))
     elif fmt == "csv":
@@ -337,7 +462,7 @@ def front(run_dir: str, fmt: str, plot: str | None, force: bool, accounting: boo
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=f"Pareto front of {view.path}: {len(rows)} networks "
+        table = Table(title=f"Pareto front of {view.path}: {_plural(len(rows), 'network')} "
                             f"({len(view.complete)} complete, {len(view.entries)} evaluated)")
         extra = [] if "params" in keys else ["params"]
         for col in ("id", "gen", "operator", *keys, "test acc", *extra, "epochs"):
@@ -350,7 +475,7 @@ def front(run_dir: str, fmt: str, plot: str | None, force: bool, accounting: boo
                           *(f"{r['params']:,}" for _ in extra), str(r["epochs"]))
         Console().print(table)
         if accounting:
-            _print_operators(view)
+            _print_operators(view, members)
     if picture is not None:
         from .plots import plot_front
 
@@ -358,52 +483,103 @@ def front(run_dir: str, fmt: str, plot: str | None, force: bool, accounting: boo
 
 
 OPERATOR_COUNTS = (("proposals", "proposals"), ("duplicates", "duplicates"),
-                   ("evaluated", "evaluated"), ("front", "in front"))
+                   ("evaluated", "evaluated"), ("front", "entered front"))
 
 
-def _print_operators(view) -> None:
-    """Each operator's totals since the run started (the journal's newest "operators" line)."""
+def _in_final_front(members, operators=()) -> dict[str, int]:
+    """How many of the front's members each operator made: every one of ``operators`` (0 where
+    none), then whatever else made a member ("initial" for generation 0). The journal's "front"
+    count is another figure: children that entered the front in their generation, summed over
+    the run (many have left it since)."""
+    counts: dict[str, int] = dict.fromkeys(operators, 0)
+    for e in members:
+        counts[e.operator] = counts.get(e.operator, 0) + 1
+    return counts
+
+
+def _print_operators(view, members) -> None:
+    """Each operator's totals since the run started (the journal's newest "operators" line),
+    and how many of ``members`` (the front printed above) it made."""
     from rich.console import Console
-    from rich.table import Table
 
+    console = Console()
     if not view.operators:
-        Console().print("no operator accounting in this run's journal (written after each "
-                        "generation by evonas versions that keep it)")
+        console.print("no operator accounting in this run's journal (written after each "
+                      "generation by evonas versions that keep it)")
         return
-    table = Table(title="operators (totals since the run started)")
-    table.add_column("operator", justify="left")
-    for _, title in OPERATOR_COUNTS:
-        table.add_column(title, justify="right")
-    table.add_column("seconds", justify="right")
-    for name, counts in view.operators.items():
-        table.add_row(name, *(str(counts.get(key, 0)) for key, _ in OPERATOR_COUNTS),
-                      f"{float(counts.get('seconds', 0.0)):.2f}")
-    Console().print(table)
+    final = _in_final_front(members, view.operators)
+    rows = []
+    for name, made in final.items():  # the operators, then the initial population's share
+        counts = view.operators.get(name)
+        if counts is None:
+            rows.append([name, *("-" for _ in OPERATOR_COUNTS), str(made), "-"])
+        else:
+            rows.append([name, *(str(counts.get(key, 0)) for key, _ in OPERATOR_COUNTS),
+                         str(made), f"{float(counts.get('seconds', 0.0)):.2f}"])
+    headings = ["operator", *(title for _, title in OPERATOR_COUNTS), "in final front",
+                "seconds"]
+    table = _operator_table(headings, rows)
+    if _width(console, table) > console.width:  # narrow (piped: 80): headings on two lines
+        table = _operator_table(["operator", "pro-\nposals", "dupli-\ncates", "eval-\nuated",
+                                 "entered\nfront", "in final\nfront", "seconds"], rows)
+    console.print(table)
     if view.weights:
         _print_weights(view.weights)
 
 
-WEIGHT_ROWS = 20  # generations shown in the weights table; evenly spaced beyond it, last kept
+def _operator_table(headings: list[str], rows: list[list[str]]):
+    from rich.table import Table
+
+    table = Table(title="operators (totals since the run started)")
+    for i, heading in enumerate(headings):  # cells are never cut or folded
+        table.add_column(heading, justify="left" if i == 0 else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _width(console, table) -> int:
+    """The width ``table`` takes when nothing in it wraps."""
+    from rich.measure import Measurement
+
+    return Measurement.get(console, console.options.update(width=10_000), table).maximum
+
+
+WEIGHT_COLUMNS = 20  # generations shown in the weights table at most; evenly spaced, last kept
 
 
 def _print_weights(weights: dict[int, dict[str, float]]) -> None:
-    """The adaptive portfolio's weights by generation: the mix each next generation drew from."""
+    """The adaptive portfolio's weights by generation (the mix each next generation drew from):
+    a row per operator, a column per generation, as many generations as the console's width
+    holds whole (evenly spaced, the first and the last kept)."""
     from rich.console import Console
     from rich.table import Table
 
-    gens = sorted(weights)
-    if len(gens) > WEIGHT_ROWS:
-        picks = {gens[round(i * (len(gens) - 1) / (WEIGHT_ROWS - 1))] for i in range(WEIGHT_ROWS)}
-        gens = sorted(picks)
-    names = list(weights[gens[-1]])
-    shown_ = "" if len(gens) == len(weights) else f", {len(gens)} of {len(weights)} generations"
-    table = Table(title=f"operator weights after each generation (adaptive portfolio{shown_})")
-    table.add_column("gen", justify="right")
-    for name in names:
-        table.add_column(name, justify="right")
+    console = Console()
+    every = sorted(weights)
+    names = list(weights[every[-1]])
+    corner = "operator \\ gen"
+    name_width = max(len(corner) - 1, *(len(n) for n in names)) + 3  # padding, a border
+    cell_width = max(5, *(len(str(g)) for g in every)) + 3  # "0.123"
+    fits = max(1, (console.width - name_width - 1) // cell_width)
+    gens = _spread(every, min(fits, WEIGHT_COLUMNS))
+    shown_ = "" if len(gens) == len(every) else f" ({len(gens)} of {len(every)} shown)"
+    table = Table(title=f"adaptive operator weights after each generation{shown_}")
+    table.add_column(corner, justify="left", no_wrap=True)
     for g in gens:
-        table.add_row(str(g), *(f"{weights[g].get(n, 0.0):.3f}" for n in names))
-    Console().print(table)
+        table.add_column(str(g), justify="right", no_wrap=True)
+    for n in names:
+        table.add_row(n, *(f"{weights[g].get(n, 0.0):.3f}" for g in gens))
+    console.print(table)
+
+
+def _spread(items: list, n: int) -> list:
+    """``n`` of ``items`` evenly spaced, the first and the last among them (all if fewer)."""
+    if len(items) <= n:
+        return list(items)
+    if n <= 1:
+        return [items[-1]]
+    return sorted({items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)})
 
 
 def _plain(value: float) -> float | int:
@@ -471,6 +647,7 @@ def show(run_dir: str, ident: int, fmt: str, graph: str | None, force: bool) -> 
                      for c in entry.curve],
            "layers": layers, "lineage": lineage, "genome": genome.to_dict(),
            "operator_totals": view.operators.get(entry.operator),
+           "operator_in_final_front": sum(e.operator == entry.operator for e in view.front()),
            "operator_weights": [[g, w] for g, w in view.weights_of(entry.operator)]}
     if fmt == "json":
         click.echo(json.dumps(doc, indent=1))
@@ -491,16 +668,20 @@ def _show_text(doc: dict) -> None:
     console = Console()
     values = ", ".join(f"{k} {_number(v)}" for k, v in {**doc["objectives"], **doc["reported"]}.items()
                        if k != "params")  # the parameter count is said once, below
+    made = f"{doc['operator']} of {', '.join(map(str, doc['parents']))}" if doc["parents"] \
+        else f"{doc['operator']} (no parents)"
     console.print(f"[bold]individual {doc['id']}[/bold]: generation {doc['generation']}, "
-                  f"{doc['operator']} of {doc['parents'] or 'nothing'}, {doc['status']}"
-                  + (f" ({doc['reason']})" if doc["reason"] else ""))
-    console.print("; ".join(x for x in (values, f"{doc['params']:,} parameters",
-                                        f"{doc['epochs']} epochs", f"hash {doc['genome_hash']}")
-                            if x))
+                  f"{made}, {doc['status']}" + (f" ({doc['reason']})" if doc["reason"] else ""))
+    console.print("; ".join(x for x in (values, _plural(doc["params"], "parameter"),
+                                        _plural(doc["epochs"], "epoch"),
+                                        f"hash {doc['genome_hash']}") if x))
     if (totals := doc.get("operator_totals")) is not None:
         console.print(f"operator {doc['operator']} over the run: " + ", ".join(
-            f"{totals.get(key, 0)} {title}" for key, title in OPERATOR_COUNTS)
-            + f", {float(totals.get('seconds', 0.0)):.2f} s proposing", highlight=False,
+            _plural(totals.get(key, 0), noun) for key, noun in (("proposals", "proposal"),
+                                                                ("duplicates", "duplicate")))
+            + f", {totals.get('evaluated', 0)} evaluated, {totals.get('front', 0)} entered the "
+            f"front, {doc['operator_in_final_front']} in the final front, "
+            f"{float(totals.get('seconds', 0.0)):.2f} s proposing", highlight=False,
             soft_wrap=True)
     if weights := doc.get("operator_weights"):
         made = next((w for g, w in weights if g == doc["generation"] - 1), None)
@@ -547,7 +728,7 @@ def export_command(run_dir: str, ident: int, target: str, force: bool) -> None:
     from evonas.store.rundir import RunDirError
 
     view = _view(run_dir)
-    _entry(view, ident)
+    entry = _entry(view, ident)
     try:
         try:
             result = export(view, ident, target, force=force)
@@ -559,6 +740,12 @@ def export_command(run_dir: str, ident: int, target: str, force: bool) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     click.echo(describe(result))
+    if entry.status == "pruned":
+        horizon = view.config.training.epochs
+        click.echo(f"note: individual {ident} was pruned at {entry.epochs} of {horizon} epochs "
+                   f"(early ranking): it trained less than the horizon, and the export holds the "
+                   f"weights it reached",
+                   err=True)
     if result.max_difference is not None and result.max_difference > 1e-4:
         click.echo("error: the exported model's outputs differ from the run's model", err=True)
         sys.exit(1)
@@ -574,14 +761,17 @@ def runs_command(folder: str, fmt: str) -> None:
     status, generations, evaluations, best values, hypervolume, last update."""
     from pathlib import Path
 
-    from .listing import list_runs
+    from .listing import find_runs, summarise
 
     root = Path(folder)
     if not root.is_dir():
         click.echo(f"error: {folder} is not a folder (no runs there yet? evonas run writes "
                    f"to runs/out/<name> by default)", err=True)
         sys.exit(2)
-    summaries = list_runs(root)
+    # under DIR, a folder is listed when it looks like a run (a journal or checkpoints): one
+    # that merely holds a config.yaml or a LATEST (another tool's) is passed over in silence
+    summaries = [summarise(run) for run in find_runs(root)
+                 if run == root or _looks_like_a_run(run)]
     if fmt == "json":
         click.echo(json.dumps([s.to_dict() for s in summaries], indent=1))
         return
@@ -611,6 +801,10 @@ def runs_command(folder: str, fmt: str) -> None:
     console.print(table)
     for line in reasons:  # below the table, where a long reason can be read whole
         console.print(line, highlight=False, soft_wrap=True)
+
+
+def _looks_like_a_run(folder: Path) -> bool:
+    return (folder / "journal.jsonl").is_file() or (folder / "checkpoints").is_dir()
 
 
 @main.command("report")
@@ -664,10 +858,10 @@ def _planned(cfg, resolved) -> str:
     expensive = any(o.cost == "expensive" for o in resolved.objectives)
     planned = plan(cfg, expensive=expensive)
     search = cfg.search
-    words = f"plans {planned.evaluations:,} evaluations, "
-    words += (f"{planned.epochs:,} training epochs (at most)" if expensive
+    words = f"plans {_plural(planned.evaluations, 'evaluation')}, "
+    words += (f"{_plural(planned.epochs, 'training epoch')} (at most)" if expensive
               else "no training (no objective needs it)")
-    words += f", in {planned.generations:,} generations after the initial population"
+    words += f", in {_plural(planned.generations, 'generation')} after the initial population"
     if search.max_evaluations is not None \
             and search.max_evaluations < search.population + search.generations * search.offspring:
         words += f"; search.max_evaluations ({search.max_evaluations:,}) binds"

@@ -52,12 +52,13 @@ def resume(run_dir: str | Path, *, generations: int | None = None,
 def drive(search: Search, *, job: Job = evaluate_job) -> RunResult:
     """Ask, evaluate (dispatched), tell, until the search ends; Ctrl-C stops it cleanly, with
     everything told kept."""
-    evaluator = Evaluator(search.r, job=job, notify=search.progress.warn)
-    search.progress.capacity = evaluator.capacity  # how many of the asked trials run at once
-    if search.strategy.dispatch is not None:  # proposers' own jobs go to the devices too
-        search.strategy.dispatch = evaluator.run_jobs
+    evaluator = None
     threads = torch.get_num_threads()
-    try:
+    try:  # starting the workers is inside: a Ctrl-C then still journals the stop
+        evaluator = Evaluator(search.r, job=job, notify=search.progress.warn)
+        search.progress.capacity = evaluator.capacity  # how many asked trials run at once
+        if search.strategy.dispatch is not None:  # proposers' own jobs go to the devices too
+            search.strategy.dispatch = evaluator.run_jobs
         torch.set_num_threads(search.config.dispatch.threads_per_worker)
         while trials := search.ask():
             for trial, result in evaluator.evaluate(trials):
@@ -67,7 +68,8 @@ def drive(search: Search, *, job: Job = evaluate_job) -> RunResult:
         search.stop()
     finally:
         torch.set_num_threads(threads)
-        evaluator.close()
+        if evaluator is not None:
+            evaluator.close()
         search.close()
     return search.result()
 

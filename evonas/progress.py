@@ -82,6 +82,7 @@ class Progress:
 
     def _reset(self, total: int) -> None:
         self._total, self._before, self._start = total, 0, self.clock()
+        self._earlier = {"pruned": 0, "failed": 0}  # individuals of earlier sessions
         self._label = ""
         self._ended: dict[int, str] = {}  # id -> complete / pruned / failed, this session
         self._queued: dict[int, float] = {}  # asked, waiting for a slot: id -> work (epochs)
@@ -172,10 +173,13 @@ class Progress:
             self._end(ident, outcome)
         self._changed()
 
-    def advance(self, n: int = 1) -> None:
-        """``n`` more individuals ended (ones counted without an id: an earlier session's)."""
+    def advance(self, n: int = 1, *, pruned: int = 0, failed: int = 0) -> None:
+        """``n`` more individuals ended (ones counted without an id: an earlier session's), of
+        which ``pruned`` were pruned and ``failed`` failed (counted with this session's)."""
         with self._lock:
             self._before += n
+            self._earlier["pruned"] += pruned
+            self._earlier["failed"] += failed
         self._changed()
 
     def _end(self, ident: int, outcome: str) -> None:
@@ -248,11 +252,13 @@ class Progress:
         return max(own, self.budget.evaluations) if self.budget is not None else own
 
     def counts(self) -> dict[str, int]:
-        """Evaluations running now, and individuals pruned and failed in this session."""
+        """Evaluations running now, and individuals pruned and failed over the whole run (an
+        earlier session's as ``advance`` gave them, as the evaluations done are)."""
         with self._lock:
             outcomes = list(self._ended.values())
-            return {"running": len(self._running), "pruned": outcomes.count("pruned"),
-                    "failed": outcomes.count("failed")}
+            return {"running": len(self._running),
+                    "pruned": self._earlier["pruned"] + outcomes.count("pruned"),
+                    "failed": self._earlier["failed"] + outcomes.count("failed")}
 
     def describe(self) -> str:
         """Where the run stands: "12/56 evaluations (2 running, 1 pruned, 0 failed)", with the
@@ -355,8 +361,8 @@ class Progress:
 
 def _budget_columns(progress: Progress) -> list:
     """Bar columns that read the progress each time they are drawn (seconds move on between
-    evaluations): label, bar, "12/56 evaluations (2 running, ...)" or "40% of 60 s", elapsed,
-    left."""
+    evaluations): label, bar, "12/56 evaluations (2 running, ...)" or "40% of 60 s", then
+    "0:01:10 elapsed, 0:02:30 left"."""
     from rich.progress import BarColumn, ProgressColumn, TextColumn, TimeElapsedColumn
     from rich.progress_bar import ProgressBar
     from rich.text import Text
@@ -385,4 +391,4 @@ def _budget_columns(progress: Progress) -> list:
             return Text(f"{hours}:{minutes:02d}:{seconds:02d}", style="progress.remaining")
 
     return [TextColumn("{task.description}"), Share(bar_width=20), Spent(), TimeElapsedColumn(),
-            TextColumn("left"), Left()]
+            TextColumn("elapsed,"), Left(), TextColumn("left")]

@@ -238,7 +238,8 @@ class _Worker:
 def _serve(conn, parent: int) -> None:
     """A worker's loop: run jobs until told to stop or the driver goes away."""
     _die_with(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle, and so is
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a SIGTERM sent to the whole process group
     while True:
         try:
             message = conn.recv()

@@ -87,8 +87,9 @@ def _reopen(path: Path, generations: int | None, progress: Progress, lock: RunLo
         if start is not None and ran["search"]["generations"] == config.search.generations:
             generations = int(start.state["generations"])
     if start is not None and generations < start.generation:
-        raise ConfigError([("--generations", f"the run already has {start.generation} "
-                                             f"generations; ask for at least that many")])
+        raise ConfigError([("--generations", f"the run already has {_n(start.generation)}; "
+                                             f"to extend it, ask for more than "
+                                             f"{start.generation}")])
     scheme = start.state.get("hash_scheme") if start is not None else next(
         (line.get("hash_scheme") for line in lines if line.get("event") == "started"), None)
     if scheme != HASH_SCHEME:
@@ -106,10 +107,15 @@ def _reopen(path: Path, generations: int | None, progress: Progress, lock: RunLo
         checkpoint.point(path, start.generation)  # LATEST names a checkpoint that verifies
     rundir.append({"event": "resumed", "checkpoint": start.path.name if start else None,
                    "generations": generations, "damaged": notes + record.notes(), "time": now()})
-    progress.log(f"resuming {path} from " + (f"checkpoint {start.path.name}" if start else
-                                              "the start (no checkpoint verifies)")
-                 + f", {generations} generations")
+    origin = (f"checkpoint {start.path.name}" if start is not None else
+              "the start (no checkpoint verifies)" if notes else
+              "the start (it stopped before its first checkpoint)")
+    progress.log(f"resuming {path} from {origin}, {_n(generations)}")
     return Reopened(resolved, rundir, lock, generations, start, journal.Replay.of(lines))
+
+
+def _n(generations: int) -> str:
+    return f"{generations} generation" + ("" if generations == 1 else "s")
 
 
 def _rehashed(lines: list[dict]) -> list[dict]:

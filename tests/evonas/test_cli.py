@@ -88,3 +88,55 @@ def test_report_prints_the_file_written_and_exits_2_on_a_refusal(monkeypatch, tm
         assert result.exit_code == 2 and "error: " in result.output and words in result.output
         assert "Traceback" not in result.output
     assert runner.invoke(main, ["report"]).exit_code == 2  # at least one run directory
+
+
+def test_an_input_shape_some_spaces_cannot_take_skips_them_saying_so():
+    """No --space: the spaces that take a 1-D signal are shown, nb201 (images only) is skipped
+    with its reason, and the command succeeds; asked for by name, nb201 stays an error."""
+    table = CliRunner().invoke(main, ["spaces", "--input-shape", "2,64", "--outputs", "4"])
+    assert table.exit_code == 0, table.output
+    for name in spaces.names():
+        if name != "nb201":
+            assert name in table.stdout and "2x64" in table.stdout
+    assert "skipped space 'nb201': it cannot take input shape 2,64 (option 'input_shape' must " \
+           "be (C, H, W)" in table.stderr, table.stderr
+    assert "nb201" not in table.stdout
+    as_json = CliRunner().invoke(main, ["spaces", "--input-shape", "2,64", "--format", "json"])
+    assert as_json.exit_code == 0, as_json.output
+    rows = {r["space"]: r for r in json.loads(as_json.stdout)}
+    assert list(rows) == spaces.names()
+    assert rows["nb201"]["skipped"].startswith("option 'input_shape' must be (C, H, W)")
+    assert rows["nb201"]["params"] is None
+    assert all(r["skipped"] is None and r["params"] > 0 for n, r in rows.items() if n != "nb201")
+    named = CliRunner().invoke(main, ["spaces", "--space", "nb201", "--input-shape", "2,64"])
+    assert named.exit_code == 2 and "space 'nb201'" in named.output
+    nothing = CliRunner().invoke(main, ["spaces", "--input-shape", "1,2,3,4"])
+    assert nothing.exit_code == 2 and "no search space takes input shape 1,2,3,4" in nothing.output
+
+
+def test_validate_says_one_generation_in_the_singular():
+    quickstart = Path(__file__).resolve().parents[2] / "runs" / "quickstart.yaml"
+    result = CliRunner().invoke(main, ["validate", str(quickstart), "--set",
+                                       "search.generations=1"])
+    assert result.exit_code == 0, result.output
+    assert ", in 1 generation after the initial population" in result.output, result.output
+
+
+def test_runs_passes_over_folders_that_are_not_runs_in_silence(tmp_path):
+    """A broad folder: another tool's config.yaml or a stray LATEST is no run and is not
+    listed; a folder with a journal that cannot be read is, as damaged."""
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "config.yaml").write_text("lr: 0.1\n")
+    (tmp_path / "stray" / "deep").mkdir(parents=True)
+    (tmp_path / "stray" / "deep" / "LATEST").write_text("x\n")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "journal.jsonl").write_text("not json\n")
+    result = CliRunner().invoke(main, ["runs", str(tmp_path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [r["name"] for r in rows] == ["broken"] and rows[0]["status"] == "damaged"
+    table = CliRunner(env={"COLUMNS": "200"}).invoke(main, ["runs", str(tmp_path)])
+    assert table.exit_code == 0 and "broken" in table.output, table.output
+    assert "project" not in table.output and "stray" not in table.output, table.output
+    alone = CliRunner().invoke(main, ["runs", str(tmp_path / "project"), "--format", "json"])
+    assert [r["status"] for r in json.loads(alone.stdout)] == ["damaged"]  # asked for by name

@@ -100,6 +100,7 @@ def test_exports_reload_and_match_the_runs_model(small, tmp_path, suffix):
     target = tmp_path / f"model{suffix}"
     result = invoke("export", run, best.id, "--to", target)
     assert result.exit_code == 0, result.output
+    assert "note:" not in result.output  # complete: trained to the horizon
     x, _ = sample_batch(view, best)  # raw inputs: exports standardise them themselves
     with torch.no_grad():
         expected = load_model(view, best)(view.preprocessing.apply(x))
@@ -209,13 +210,22 @@ def test_front_shows_each_operators_totals_from_the_newest_line(tmp_path):
     doc = json.loads(as_json.output)
     assert doc["operators"] == COUNTS and [r["id"] for r in doc["front"]] == [e.id for e in view.front()]
     assert isinstance(json.loads(invoke("front", run, "--format", "json").output), list)  # as before
-    table = invoke("front", run, "--operators")
+    final = {}  # how many of the front's members each operator made ("initial" included)
+    for e in view.front():
+        final[e.operator] = final.get(e.operator, 0) + 1
+    assert doc["in_final_front"] == {"deepen": 0, "mutate": 0, **final}
+    table = CliRunner(env={"COLUMNS": "200"}).invoke(main, ["front", str(run), "--operators"])
     assert table.exit_code == 0, table.output
-    assert "Pareto front" in table.output and "in front" in table.output
-    assert re.search(r"mutate\W+5\W+0\W+5\W+2\W+1\.50", table.output), table.output
-    assert re.search(r"deepen\W+9\W+2\W+7\W+1\W+0\.25", table.output), table.output
+    assert "Pareto front" in table.output and "entered front" in table.output
+    assert "in final front" in table.output
+    for name, numbers in (("mutate", r"5\W+0\W+5\W+2"), ("deepen", r"9\W+2\W+7\W+1")):
+        seconds = re.escape(f"{COUNTS[name]['seconds']:.2f}")
+        assert re.search(rf"{name}\W+{numbers}\W+{final.get(name, 0)}\W+{seconds}", table.output), \
+            table.output
+    if "initial" in final:  # the initial population's share of the front has a row of its own
+        assert re.search(rf"initial\W+-\W+-\W+-\W+-\W+{final['initial']}\W+-", table.output)
     plain = invoke("front", run)
-    assert "in front" not in plain.output
+    assert "entered front" not in plain.output and "final front" not in plain.output
     refused = invoke("front", run, "--format", "csv", "--operators")
     assert refused.exit_code == 2 and "--operators works with --format table or json" in refused.output
 
@@ -227,8 +237,11 @@ def test_show_gives_the_totals_of_the_operator_that_made_it(tmp_path):
     assert json.loads(invoke("show", run, 0, "--format", "json").output)["operator_totals"] is None
     text = invoke("show", run, 4)
     assert text.exit_code == 0, text.output
-    assert "operator deepen over the run: 9 proposals, 2 duplicates, 7 evaluated, 1 in front, " \
-           "0.25 s proposing" in text.output
+    in_final = sum(e.operator == "deepen" for e in RunView.load(run).front())
+    assert f"operator deepen over the run: 9 proposals, 2 duplicates, 7 evaluated, 1 entered the " \
+           f"front, {in_final} in the final front, 0.25 s proposing" in text.output
+    assert json.loads(invoke("show", run, 4, "--format", "json").output)[
+        "operator_in_final_front"] == in_final
 
 
 def test_a_run_without_accounting_says_so(tmp_path):
@@ -325,3 +338,76 @@ def test_reading_a_run_imports_no_torch_igraph_or_matplotlib(small, args):
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (run.name if args[0] == "runs" else str(ident)) in done.stdout  # it did the work
+
+
+# ---------------------------------------------------------------- read at 80 columns, in words
+def test_adaptive_weights_read_whole_at_80_columns_piped(tmp_path):
+    """Thirty generations of fourteen operators' weights: every number whole, no line over 80."""
+    names = ["deepen", "widen", "add_skip", "widen_kernel", "insert_branch", "remove_layer",
+             "shrink", "replace_op", "mutate", "crossover", "random", "bayesian", "rl", "gradient"]
+    counts = {n: {"proposals": 1, "duplicates": 0, "evaluated": 1, "front": 0, "seconds": 0.5}
+              for n in names}
+    rng = np.random.default_rng(1)
+    lines = [{"event": "operators", "generation": g, "operators": counts,
+              "weights": dict(zip(names, rng.dirichlet(np.ones(len(names))).round(6).tolist()))}
+             for g in range(30)]
+    run = hand_made(tmp_path, lines)
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(main, ["front", str(run), "--operators"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "…" not in out and max(len(line) for line in out.splitlines()) <= 80, out
+    last = lines[-1]["weights"]
+    row = [line for line in out.splitlines() if line.startswith("│ insert_branch ")][-1]
+    assert row.rstrip(" │").endswith(f"{last['insert_branch']:.3f}"), row  # the last generation
+    assert "entered" in out and "in final" in out  # the accounting's headings, on two lines
+    for name in names:  # every operator's row, name whole, in both tables
+        assert sum(line.startswith(f"│ {name} ") for line in out.splitlines()) == 2, name
+
+
+def test_show_and_front_say_it_in_words(tmp_path):
+    """Singular for one, and no "of nothing" for an individual without parents."""
+    from evonas.store.journal import append
+    from genomes import spaces
+
+    one = {"deepen": {"proposals": 1, "duplicates": 1, "evaluated": 1, "front": 1, "seconds": 0.1}}
+    run = hand_made(tmp_path, [{"event": "operators", "generation": 1, "operators": one}])
+    genome = spaces.get("chain", input_shape=(1, 8, 8), num_outputs=10).sample(
+        np.random.default_rng(9))
+    append(run / "journal.jsonl", {  # better than all the others in both: the whole front
+        "event": "evaluated", "id": 6, "generation": 1, "genome_hash": genome.canonical_hash(),
+        "state": "complete", "objectives": {"val_error": 0.01, "params": 1.0}, "epochs": 1,
+        "parents": [0], "operator": "deepen", "genome": genome.to_dict()})
+    front = invoke("front", run)
+    assert front.exit_code == 0 and ": 1 network (" in front.output, front.output
+    initial = invoke("show", run, 0)
+    assert initial.exit_code == 0, initial.output
+    assert "generation 0, initial (no parents), complete" in initial.output
+    assert "nothing" not in initial.output
+    child = invoke("show", run, 6).output
+    assert "generation 1, deepen of 0, complete" in child and "; 1 epoch;" in child, child
+    assert "operator deepen over the run: 1 proposal, 1 duplicate, 1 evaluated, 1 entered the " \
+           "front, 1 in the final front" in child, child
+
+
+def test_exporting_a_pruned_individual_says_it_trained_less(small, tmp_path):
+    _, run, _ = small
+    view = RunView.load(run)
+    pruned = next(e for e in view.entries.values() if e.status == "pruned")
+    horizon = SMALL["training"]["epochs"]
+    result = invoke("export", run, pruned.id, "--to", tmp_path / "p.pt")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "p.pt").is_file() and "wrote" in result.stdout
+    assert f"note: individual {pruned.id} was pruned at {pruned.epochs} of {horizon} epochs" \
+        in result.stderr, result.stderr
+
+
+def test_resume_asking_for_fewer_generations_names_the_flag(small, tmp_path):
+    _, run, _ = small
+    copy = tmp_path / "done"
+    shutil.copytree(run, copy)
+    g = SMALL["search"]["generations"]
+    result = invoke("resume", copy, "--generations", g - 2, "--quiet")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == (f"error: --generations {g - 2}: the run already has {g} "
+                                     f"generations; to extend it, ask for more than {g}"), result.stderr
+    assert "config.yaml" not in result.output

@@ -64,6 +64,7 @@ def test_stopped_running_and_damaged_runs_are_told_apart(finished, tmp_path):
     unreadable.mkdir()
     marker = tmp_path / "executed"
     (unreadable / "config.yaml").write_text(f"!!python/object/apply:os.system ['touch {marker}']\n")
+    (unreadable / "journal.jsonl").write_text("")  # it looks like a run: listed, as damaged
     (root / "not-a-run").mkdir()
     (root / "not-a-run" / "notes.txt").write_text("hello")
 

@@ -160,3 +160,59 @@ def test_the_live_display_shows_the_counts():
                                             (3 * 3600 + 300, "3 h 05 min")])
 def test_durations_read_at_a_glance(seconds, words):
     assert duration(seconds) == words
+
+
+def test_the_live_display_says_which_time_is_elapsed_and_which_is_left():
+    from rich.console import Console
+
+    progress = Progress(live=True, stream=io.StringIO(), clock=Clock())
+    progress.start(8)
+    screen = io.StringIO()
+    bar = progress._bar
+    Console(file=screen, width=160).print(bar.make_tasks_table(bar.tasks))
+    progress.stop()
+    assert re.search(r"\d+:\d\d:\d\d elapsed, (\d+:\d\d:\d\d|-:--:--) left", screen.getvalue()), \
+        screen.getvalue()
+
+
+class _Recording(Progress):
+    """Progress that keeps its counts at each generation's end: "generation g/n" -> counts."""
+
+    def __init__(self) -> None:
+        super().__init__(live=False, stream=io.StringIO(), clock=Clock(), heartbeat=0)
+        self.at: dict[str, dict[str, int]] = {}
+
+    def status(self, text: str) -> None:
+        super().status(text)
+        self.at[text.split(":")[0]] = self.counts()
+
+
+def _tell_all(search: Search, until: int | None = None) -> None:
+    """Tell every trial made-up values (trial 1 fails), to the end or to generation ``until``."""
+    while trials := search.ask():
+        for trial in trials:
+            value = RuntimeError("out of memory") if trial.id == 1 else \
+                {"val_error": float(np.random.default_rng(trial.id).uniform(0.1, 0.9)) / trial.fidelity}
+            search.tell(trial.id, value)
+        if until is not None and search.generation >= until:
+            return
+
+
+def test_a_resumed_run_counts_pruned_and_failed_over_the_whole_run(tmp_path):
+    uninterrupted = _Recording()
+    with Search(CONFIG, run_dir=tmp_path / "whole", progress=uninterrupted) as search:
+        _tell_all(search)
+    at_one = uninterrupted.at["generation 1/3"]
+    assert at_one["pruned"] >= 1 and at_one["failed"] == 1, uninterrupted.at  # something to count
+
+    with Search(CONFIG, run_dir=tmp_path / "stopped", progress=_Recording()) as search:
+        _tell_all(search, until=1)  # stopped at generation 1's checkpoint
+    resumed = _Recording()
+    with Search.resume(tmp_path / "stopped", progress=resumed) as search:
+        assert resumed.counts() == {**at_one, "running": 0}  # before anything more is told
+        _tell_all(search)
+    for g in ("generation 2/3", "generation 3/3"):
+        assert resumed.at[g] == uninterrupted.at[g], (g, resumed.at, uninterrupted.at)
+    line = next(x for x in resumed.stream.getvalue().splitlines() if x.startswith("generation 2/3"))
+    pruned = uninterrupted.at["generation 2/3"]["pruned"]
+    assert f"evaluations (0 running, {pruned} pruned, 1 failed)" in line, line
