@@ -221,7 +221,7 @@ def test_generations_extend_a_finished_run_and_a_second_driver_is_kept_off(refer
     assert outcome["evaluations"][: len(expected["evaluations"])] != [] and \
         set(expected["evaluations"]) <= set(outcome["evaluations"])
     assert max(i.generation for i in result.individuals) == 6
-    with pytest.raises(ConfigError, match="at least"):
+    with pytest.raises(ConfigError, match="ask for more than"):
         engine.resume(copy, generations=3)
 
 
