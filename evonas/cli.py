@@ -233,7 +233,6 @@ def resume_command(run_dir: str, generations: int | None, quiet: bool) -> None:
         run_dir = _at_start_dir(run_dir)
         stop.run_dir = run_dir
         _importable_here()
-        _check_generations(run_dir, generations)
         from .engine import resume
         from .progress import Progress
 
@@ -244,24 +243,6 @@ def resume_command(run_dir: str, generations: int | None, quiet: bool) -> None:
         if result.idle is not None and quiet:  # said by the progress otherwise
             click.echo(result.idle)
         _finish(result, run_dir)
-
-
-def _check_generations(run_dir: str, generations: int | None) -> None:
-    """``--generations`` below the generations the run already has: exit 2, naming the flag."""
-    if generations is None:
-        return
-    from evonas.store import checkpoint
-
-    try:
-        start, _ = checkpoint.latest(Path(run_dir), parse_weights=False)
-    except (OSError, ValueError):  # resume itself says what is wrong with the run directory
-        return
-    if start is not None and generations < start.generation:
-        had = start.generation
-        click.echo(f"error: --generations {generations}: the run already has "
-                   f"{_plural(had, 'generation')}; to extend it, ask for more than {had}",
-                   err=True)
-        sys.exit(2)
 
 
 class _Stop:
@@ -761,17 +742,14 @@ def runs_command(folder: str, fmt: str) -> None:
     status, generations, evaluations, best values, hypervolume, last update."""
     from pathlib import Path
 
-    from .listing import find_runs, summarise
+    from .listing import list_runs
 
     root = Path(folder)
     if not root.is_dir():
         click.echo(f"error: {folder} is not a folder (no runs there yet? evonas run writes "
                    f"to runs/out/<name> by default)", err=True)
         sys.exit(2)
-    # under DIR, a folder is listed when it looks like a run (a journal or checkpoints): one
-    # that merely holds a config.yaml or a LATEST (another tool's) is passed over in silence
-    summaries = [summarise(run) for run in find_runs(root)
-                 if run == root or _looks_like_a_run(run)]
+    summaries = list_runs(root)
     if fmt == "json":
         click.echo(json.dumps([s.to_dict() for s in summaries], indent=1))
         return
@@ -801,10 +779,6 @@ def runs_command(folder: str, fmt: str) -> None:
     console.print(table)
     for line in reasons:  # below the table, where a long reason can be read whole
         console.print(line, highlight=False, soft_wrap=True)
-
-
-def _looks_like_a_run(folder: Path) -> bool:
-    return (folder / "journal.jsonl").is_file() or (folder / "checkpoints").is_dir()
 
 
 @main.command("report")

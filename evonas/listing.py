@@ -22,7 +22,7 @@ __all__ = ["RunSummary", "find_runs", "is_running", "list_runs", "summarise"]
 
 STATUSES = ("running", "stopped", "finished", "damaged")
 MAX_DEPTH = 4  # how deep under DIR runs are looked for
-_MARKERS = ("config.yaml", "journal.jsonl", "LATEST")  # a folder with one of these is a run
+_MARKERS = ("config.yaml", "journal.jsonl", "LATEST")  # the folder asked for is read as a run
 _EVENTS = (b'"event":"started"', b'"event":"resumed"', b'"event":"stopped"',
            b'"event":"finished"')
 
@@ -53,8 +53,11 @@ class RunSummary:
 
 
 def find_runs(root: str | Path, *, depth: int = MAX_DEPTH) -> list[Path]:
-    """``root`` itself if it is a run, else the runs in the folders under it (``depth`` levels
-    at most, links not followed, a run's own folders not searched), sorted by path."""
+    """``root`` itself if it is a run (it holds a config, a journal or ``LATEST``), else the
+    runs in the folders under it (``depth`` levels at most, links not followed, a run's own
+    folders not searched), sorted by path. Below ``root`` a run is a folder holding what only
+    evonas writes, a journal or ``checkpoints/``: another tool's ``config.yaml`` is no run,
+    and the folders under it are searched."""
     root = Path(root)
     if _is_run(root):
         return [root]
@@ -67,7 +70,7 @@ def find_runs(root: str | Path, *, depth: int = MAX_DEPTH) -> list[Path]:
             child = here / name
             if child.is_symlink():
                 continue
-            if _is_run(child):
+            if (child / "journal.jsonl").is_file() or (child / "checkpoints").is_dir():
                 found.append(child)
             elif level + 1 < depth:
                 keep.append(name)

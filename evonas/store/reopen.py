@@ -87,9 +87,9 @@ def _reopen(path: Path, generations: int | None, progress: Progress, lock: RunLo
         if start is not None and ran["search"]["generations"] == config.search.generations:
             generations = int(start.state["generations"])
     if start is not None and generations < start.generation:
-        raise ConfigError([("--generations", f"the run already has {_n(start.generation)}; "
-                                             f"to extend it, ask for more than "
-                                             f"{start.generation}")])
+        raise ConfigError([("--generations", f"{generations} asked for, but the run already has "
+                                             f"{_n(start.generation)}; to extend it, ask for "
+                                             f"more than {start.generation}")])
     scheme = start.state.get("hash_scheme") if start is not None else next(
         (line.get("hash_scheme") for line in lines if line.get("event") == "started"), None)
     if scheme != HASH_SCHEME:

@@ -408,6 +408,7 @@ def test_resume_asking_for_fewer_generations_names_the_flag(small, tmp_path):
     g = SMALL["search"]["generations"]
     result = invoke("resume", copy, "--generations", g - 2, "--quiet")
     assert result.exit_code == 2, result.output
-    assert result.stderr.strip() == (f"error: --generations {g - 2}: the run already has {g} "
-                                     f"generations; to extend it, ask for more than {g}"), result.stderr
+    assert result.stderr.strip() == (f"error: --generations: {g - 2} asked for, but the run "
+                                     f"already has {g} generations; to extend it, ask for more "
+                                     f"than {g}"), result.stderr
     assert "config.yaml" not in result.output

@@ -105,3 +105,14 @@ def test_a_missing_folder_exits_2_and_an_empty_one_says_so(tmp_path):
     empty = invoke("runs", tmp_path)
     assert empty.exit_code == 0 and "no runs under" in empty.output
     assert json.loads(invoke("runs", tmp_path, "--format", "json").output) == []
+
+
+def test_another_tools_config_yaml_hides_no_runs_below_it(finished, tmp_path):
+    """Below the folder asked for, a run is what only evonas writes (a journal, checkpoints):
+    a project folder holding its own config.yaml is no run, and the runs under it are found."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "config.yaml").write_text("lr: 0.1\n")
+    nested = copy(finished, project / "runs" / "a")
+    assert find_runs(tmp_path) == [nested]
+    assert find_runs(project) == [project]  # asked for by name: read as a run (damaged)
